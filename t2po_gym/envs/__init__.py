@@ -1,0 +1,1 @@
+"""The t2po-gym environments, one sub-package each."""

@@ -1,0 +1,83 @@
+"""The LLM policy protocol and the records it returns.
+
+Every backend (Hugging Face in-process, OpenAI-compatible server, vLLM) and every
+wrapper (TTI, TDS) implements :class:`LLMPolicy`, so wrappers stack:
+``TurnDedup(ThinkingIntervention(HFPolicy(...)))``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, Sequence, runtime_checkable
+
+__all__ = ["SamplingConfig", "Generation", "LLMPolicy"]
+
+
+@dataclass
+class SamplingConfig:
+    """How to sample one response.
+
+    Attributes:
+        temperature: softmax temperature; 0 means greedy.
+        top_p: nucleus mass in (0, 1]; 1 disables it.
+        top_k: keep the k most likely tokens; 0 disables it.
+        max_new_tokens: hard cap on generated tokens per response.
+        stop: stop strings; generation ends after the first one (it is kept in the text).
+        seed: base seed; sequence i of a batch uses ``seed + i`` where a backend supports it.
+    """
+
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    max_new_tokens: int = 256
+    stop: tuple[str, ...] = ("</action>",)
+    seed: int | None = None
+
+
+@dataclass
+class Generation:
+    """One sampled response and everything the optimizer and the wrappers need.
+
+    Attributes:
+        text: the decoded response (the forced ``</think>\\n<action>`` included when TTI fired).
+        token_ids: ids of the response tokens, shape ``[T]``.
+        logprobs: log-probability of each response token under the sampling policy
+            (before temperature/top-p truncation, i.e. the model's distribution), ``[T]``.
+        signal: the per-token uncertainty signal M_t in [0, 1], ``[T]`` (empty if not computed).
+        prompt_ids: ids of the prompt tokens as the model saw them.
+        forced_mask: 1 for tokens inserted by TTI (not sampled), 0 otherwise, ``[T]``.
+        think_tokens: tokens generated inside ``<think>`` before it was closed.
+        intervened: whether TTI forced ``</think>`` in this response.
+        intervention_position: index in ``token_ids`` where the forced tokens start, or -1.
+        resampled: how many times TDS threw this turn away and sampled again.
+        finish_reason: ``"stop"``, ``"length"`` or ``"eos"``.
+    """
+
+    text: str
+    token_ids: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+    signal: list[float] = field(default_factory=list)
+    prompt_ids: list[int] = field(default_factory=list)
+    forced_mask: list[int] = field(default_factory=list)
+    think_tokens: int = 0
+    intervened: bool = False
+    intervention_position: int = -1
+    resampled: int = 0
+    finish_reason: str = "stop"
+
+
+@runtime_checkable
+class LLMPolicy(Protocol):
+    """Anything that turns prompts into :class:`Generation` records.
+
+    ``episode_ids`` (optional, one per prompt) lets turn-level wrappers such as TDS
+    keep per-episode state; backends ignore it.
+    """
+
+    def generate(
+        self,
+        prompts: Sequence[str],
+        sampling: SamplingConfig | None = None,
+        *,
+        episode_ids: Sequence[str] | None = None,
+    ) -> list[Generation]: ...

@@ -1,0 +1,298 @@
+"""TextEnv: the Gymnasium base class that every t2po-gym environment shares.
+
+A TextEnv owns everything that is the same across games:
+
+* Text observation and action spaces over printable Unicode;
+* parsing the raw LLM response into a command (:mod:`t2po_gym.protocol`);
+* the rule that an invalid or unparsable response is a no-op with an explanation;
+* the ``info`` dict with the same keys in every env;
+* the agent prompt (``observation_mode="prompt"``) with a window of history;
+* the turn limit (truncation) and the error on stepping a finished episode.
+
+A concrete game implements five hooks: :meth:`_reset_game`, :meth:`_admissible_actions`,
+:meth:`_check_command`, :meth:`_apply_command` and :meth:`_render_text`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import gymnasium as gym
+
+from t2po_gym.protocol import MAX_COMMAND_CHARS, ParsedResponse, parse_response, sanitize_text
+from t2po_gym.spaces import UnicodeText
+
+__all__ = ["TextEnv", "Transition", "EpisodeEndedError", "INFO_KEYS", "MAX_OBSERVATION_CHARS"]
+
+#: Upper bound on the length of any observation (characters).
+MAX_OBSERVATION_CHARS = 100_000
+#: Upper bound on what the action space samples; longer actions are still handled.
+MAX_ACTION_CHARS = 8192
+#: Each history entry shown in a prompt is cut to this many characters.
+HISTORY_ENTRY_CHARS = 2000
+
+#: Keys present in ``info`` after every ``reset`` and ``step`` of every env.
+INFO_KEYS = (
+    "admissible_actions",
+    "won",
+    "task_score",
+    "format_valid",
+    "action_valid",
+    "task",
+    "turn",
+    "anchor",
+)
+
+
+class EpisodeEndedError(RuntimeError):
+    """Raised by :meth:`TextEnv.step` after the episode terminated or was truncated."""
+
+
+@dataclass
+class Transition:
+    """What a game returns for one valid command.
+
+    Attributes:
+        observation: the game's text answer (raw, without prompt or history).
+        reward: the reward for this step.
+        terminated: whether the episode reached a terminal state.
+        won: whether the task is solved.
+        task_score: the task score in [0, 1] (1.0 when won).
+        anchor: the GiGPO anchor-state key after the step; ``None`` means the observation.
+    """
+
+    observation: str
+    reward: float = 0.0
+    terminated: bool = False
+    won: bool = False
+    task_score: float = 0.0
+    anchor: str | None = None
+
+
+class TextEnv(gym.Env[str, str]):
+    """Base class for multi-turn text environments driven by LLM responses.
+
+    Args:
+        observation_mode: ``"prompt"`` (default) returns the full agent prompt with task,
+            history window, admissible actions and format instructions; ``"raw"`` returns
+            the game's text only.
+        history_length: how many past (observation, action) pairs the prompt shows.
+        strict_format: require ``<think>...</think><action>...</action>``; when False a
+            bare command is accepted too.
+        max_turns: turn limit (truncation); ``None`` uses the env's default.
+        render_mode: ``None`` or ``"ansi"`` (``render()`` returns the current page/room text).
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 4}
+
+    #: default turn limit of the env (truncation after this many steps)
+    default_max_turns: ClassVar[int] = 50
+    #: the tag holding the command in a response
+    action_tag: ClassVar[str] = "action"
+    #: first line of the agent prompt
+    prompt_intro: ClassVar[str] = "You are an expert agent in a text environment."
+    #: whether the prompt lists the admissible actions
+    prompt_lists_actions: ClassVar[bool] = True
+    #: how the prompt asks for the answer
+    prompt_instruction: ClassVar[str] = (
+        "Now it is your turn. First reason step by step about the situation inside "
+        "<think> </think> tags. Then write exactly one admissible action inside "
+        "<action> </action> tags."
+    )
+
+    def __init__(
+        self,
+        *,
+        observation_mode: str = "prompt",
+        history_length: int = 2,
+        strict_format: bool = True,
+        max_turns: int | None = None,
+        render_mode: str | None = None,
+    ):
+        if observation_mode not in ("prompt", "raw"):
+            raise ValueError(f"observation_mode must be 'prompt' or 'raw', got {observation_mode!r}")
+        if history_length < 0:
+            raise ValueError(f"history_length must be >= 0, got {history_length}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
+        self.observation_mode = observation_mode
+        self.history_length = int(history_length)
+        self.strict_format = bool(strict_format)
+        self.max_turns = int(max_turns if max_turns is not None else self.default_max_turns)
+        if self.max_turns < 1:
+            raise ValueError(f"max_turns must be >= 1, got {self.max_turns}")
+        self.render_mode = render_mode
+        self.observation_space = UnicodeText(MAX_OBSERVATION_CHARS, min_length=1)
+        self.action_space = UnicodeText(MAX_ACTION_CHARS)
+
+        self._started = False
+        self._ended = False
+        self._turn = 0
+        self._task = ""
+        self._raw_obs = ""
+        self._anchor = ""
+        self._won = False
+        self._score = 0.0
+        self._history: list[tuple[str, str]] = []
+
+    # ------------------------------------------------------------------ hooks
+    def _reset_game(self, seed: int | None, options: dict[str, Any]) -> tuple[str, str]:
+        """Start a new game. Returns ``(first raw observation, task description)``.
+
+        Use ``self.np_random`` for any randomness so that ``reset(seed=s)`` is reproducible.
+        """
+        raise NotImplementedError
+
+    def _admissible_actions(self) -> list[str]:
+        """The commands that are valid in the current state."""
+        raise NotImplementedError
+
+    def _check_command(self, command: str) -> str | None:
+        """Return ``None`` if ``command`` can be executed now, else the reason it cannot."""
+        if command in self._admissible_actions():
+            return None
+        return f"'{sanitize_text(command, 200)}' is not an admissible action"
+
+    def _apply_command(self, command: str) -> Transition:
+        """Execute a valid command and return the transition."""
+        raise NotImplementedError
+
+    def _render_text(self) -> str:
+        """The current page or room as text (``render_mode="ansi"``)."""
+        return self._raw_obs
+
+    def oracle_action(self) -> str | None:
+        """The expert's next command for the current state (``None`` when it has none).
+
+        Used by the ``expert``/``oracle`` agents of ``t2po play`` and by ``sft`` data collection.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no expert")
+
+    def _parse(self, response: str) -> ParsedResponse:
+        """Turn the raw response into a command. Envs with other tags override this."""
+        return parse_response(response, strict=self.strict_format, action_tag=self.action_tag)
+
+    # ------------------------------------------------------------- Gymnasium
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[str, dict[str, Any]]:
+        super().reset(seed=seed)
+        options = dict(options or {})
+        raw, task = self._reset_game(seed, options)
+        self._started = True
+        self._ended = False
+        self._turn = 0
+        self._task = task
+        self._raw_obs = sanitize_text(raw)
+        self._anchor = self._raw_obs
+        self._won = False
+        self._score = 0.0
+        self._history = []
+        return self._observation(), self._info(format_valid=True, action_valid=True)
+
+    def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
+        if not self._started:
+            raise gym.error.ResetNeeded("Cannot call step() before reset().")
+        if self._ended:
+            raise EpisodeEndedError(
+                "This episode has ended (terminated or truncated); call reset() before step()."
+            )
+        if not isinstance(action, str):
+            raise TypeError(
+                f"{type(self).__name__}.step expects the LLM response as a str, "
+                f"got {type(action).__name__}"
+            )
+        parsed = self._parse(action)
+        command = parsed.action
+        reward, terminated = 0.0, False
+        if command is None or (self.strict_format and not parsed.format_valid):
+            action_valid = False
+            raw = f"Invalid response: {parsed.error}. Nothing happens."
+            shown = sanitize_text(action.strip(), 200)
+        elif len(command) > MAX_COMMAND_CHARS:
+            action_valid = False
+            raw = f"Invalid action: longer than {MAX_COMMAND_CHARS} characters. Nothing happens."
+            shown = sanitize_text(command, 200)
+        else:
+            error = self._check_command(command)
+            shown = sanitize_text(command, 200)
+            if error is not None:
+                action_valid = False
+                raw = f"Invalid action: {error}. Nothing happens."
+            else:
+                action_valid = True
+                tr = self._apply_command(command)
+                raw = sanitize_text(tr.observation)
+                reward, terminated = float(tr.reward), bool(tr.terminated)
+                self._won = self._won or tr.won
+                self._score = float(tr.task_score)
+                self._anchor = tr.anchor if tr.anchor is not None else raw
+        self._history.append((self._raw_obs, shown))
+        self._raw_obs = raw
+        self._turn += 1
+        truncated = (not terminated) and self._turn >= self.max_turns
+        self._ended = terminated or truncated
+        info = self._info(format_valid=parsed.format_valid, action_valid=action_valid)
+        return self._observation(), reward, terminated, truncated, info
+
+    def render(self) -> str | None:
+        if self.render_mode == "ansi":
+            return self._render_text() if self._started else ""
+        return None
+
+    # ------------------------------------------------------------- internals
+    @property
+    def turn(self) -> int:
+        """Number of steps taken in the current episode."""
+        return self._turn
+
+    @property
+    def task(self) -> str:
+        """The task description of the current episode."""
+        return self._task
+
+    def _info(self, *, format_valid: bool, action_valid: bool) -> dict[str, Any]:
+        return {
+            "admissible_actions": [] if self._ended else list(self._admissible_actions()),
+            "won": bool(self._won),
+            "task_score": float(self._score),
+            "format_valid": bool(format_valid),
+            "action_valid": bool(action_valid),
+            "task": self._task,
+            "turn": self._turn,
+            "anchor": self._anchor,
+        }
+
+    def _observation(self) -> str:
+        if self.observation_mode == "raw":
+            text = self._raw_obs or " "
+        else:
+            text = self.render_prompt()
+        return sanitize_text(text[: MAX_OBSERVATION_CHARS - 3]) if len(text) > MAX_OBSERVATION_CHARS else text
+
+    def render_prompt(self) -> str:
+        """The verl-agent-style agent prompt for the current state."""
+        lines = [self.prompt_intro, f"Your task is to: {self._task}"]
+        window = self._history[-self.history_length :] if self.history_length else []
+        if self._turn and window:
+            lines.append(
+                f"Before this turn you took {self._turn} action(s). "
+                f"Your last {len(window)} observation(s) and action(s):"
+            )
+            first = self._turn - len(window) + 1
+            for k, (obs, act) in enumerate(window, start=first):
+                lines.append(f"[Observation {k}: '{_clip(obs)}', Action {k}: '{act}']")
+        lines.append(f"You are now at turn {self._turn + 1}. Your current observation is: {self._raw_obs}")
+        if self.prompt_lists_actions:
+            acts = [] if self._ended else self._admissible_actions()
+            lines.append("Your admissible actions are: [" + ", ".join(f"'{a}'" for a in acts) + "]")
+        lines.append("")
+        lines.append(self.prompt_instruction)
+        return "\n".join(lines)
+
+
+def _clip(text: str) -> str:
+    if len(text) <= HISTORY_ENTRY_CHARS:
+        return text
+    return text[:HISTORY_ENTRY_CHARS] + "..."
