@@ -10,7 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol, Sequence, runtime_checkable
 
-__all__ = ["SamplingConfig", "Generation", "LLMPolicy"]
+__all__ = [
+    "SamplingConfig",
+    "Generation",
+    "LLMPolicy",
+    "DecodeController",
+    "check_prompts",
+    "FORCED_CLOSE_TEXT",
+]
+
+#: What TTI forces when it fires: close the thought, open the action.
+FORCED_CLOSE_TEXT = "</think>\n<action>"
 
 
 @dataclass
@@ -81,3 +91,42 @@ class LLMPolicy(Protocol):
         *,
         episode_ids: Sequence[str] | None = None,
     ) -> list[Generation]: ...
+
+
+@runtime_checkable
+class DecodeController(Protocol):
+    """A decode-time hook with per-sequence state (TTI implements it).
+
+    A backend that accepts ``controller=`` calls ``begin`` once per ``generate`` call,
+    then ``step`` once per decoding step, for the whole batch at once. ``step`` gets this
+    step's signal ``M_t`` ``[B]`` (float), whether each sequence is inside ``<think>``
+    when it samples this token ``[B]`` (bool), and how many tokens each sequence has
+    produced inside ``<think>`` including this one ``[B]`` (int). It returns ``[B]`` bool:
+    the sequences for which the backend must replace this token with the tokens of
+    ``forced_text`` (then resume sampling). A backend never asks twice for the same
+    sequence once it fired; a controller must still be safe if it does.
+    """
+
+    signal_kind: str
+    forced_text: str
+
+    def begin(self, batch_size: int) -> None: ...
+
+    def step(self, signal, thinking, think_count): ...
+
+
+def check_prompts(prompts: Sequence[str]) -> list[str]:
+    """Validate a batch of prompts; raise a ``ValueError`` naming the bad one.
+
+    Returns the prompts as a list. An empty or whitespace-only prompt is rejected
+    (a model has nothing to condition on), as is a non-string.
+    """
+    if isinstance(prompts, str):
+        raise TypeError("generate() takes a list of prompts, got a single str: wrap it in [ ]")
+    out = list(prompts)
+    for i, p in enumerate(out):
+        if not isinstance(p, str):
+            raise TypeError(f"prompt {i} is {type(p).__name__}, expected str")
+        if not p.strip():
+            raise ValueError(f"prompt {i} is empty: pass the env observation (a non-empty str)")
+    return out

@@ -1,0 +1,377 @@
+"""HFPolicy: any ``transformers`` causal LM, batched decoding with a KV cache.
+
+Its own decode loop (not ``model.generate``) so that a :class:`DecodeController` (TTI)
+can replace the next token of one sequence of the batch with forced tokens while the
+others keep sampling. Per step it computes, for the whole batch at once, the sampled
+token, its log-probability under the model, and (when asked) the uncertainty signal
+from the full next-token distribution.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from t2po_gym.policies.base import (
+    DecodeController,
+    Generation,
+    SamplingConfig,
+    check_prompts,
+)
+from t2po_gym.policies.sampling import sample_next
+from t2po_gym.policies.think_state import ThinkPhase, ThinkState, find_stop, tag_end_chars
+
+__all__ = ["HFPolicy"]
+
+
+def _load(model: Any, tokenizer: Any, gguf_file: str | None, dtype: Any) -> tuple[Any, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if not isinstance(model, (str, os.PathLike)):
+        if tokenizer is None:
+            raise ValueError("HFPolicy(model_object) needs tokenizer=...; a path loads both")
+        return model, tokenizer
+    path = Path(model)
+    kwargs: dict[str, Any] = {}
+    if gguf_file is None and path.suffix == ".gguf":
+        path, gguf_file = path.parent, path.name
+    if gguf_file is not None:
+        kwargs["gguf_file"] = gguf_file
+    if not path.exists():
+        raise FileNotFoundError(
+            f"model path {str(path)!r} does not exist: pass a local directory saved with "
+            "save_pretrained, a .gguf file, or a model object with tokenizer="
+        )
+    if dtype is not None:
+        kwargs["dtype"] = dtype
+    if tokenizer is None:
+        tokenizer = AutoTokenizer.from_pretrained(path, **({"gguf_file": gguf_file} if gguf_file else {}))
+    elif isinstance(tokenizer, (str, os.PathLike)):
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer)
+    return AutoModelForCausalLM.from_pretrained(path, **kwargs), tokenizer
+
+
+def _cache_of(out: Any) -> Any:
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else out.past_key_values
+
+
+class HFPolicy:
+    """Sample responses from a Hugging Face causal LM, on CPU or CUDA.
+
+    ## Arguments
+    - ``model``: a path (directory from ``save_pretrained``, or a ``.gguf`` file) or a
+      loaded ``PreTrainedModel``.
+    - ``tokenizer``: a tokenizer or a path; defaults to the model path.
+    - ``device``: where to run (``"cpu"``, ``"cuda"``); default: where the model is.
+    - ``signal``: ``None`` (default: no signal, fastest), ``"paper"`` or ``"reference"``:
+      fill ``Generation.signal`` (see :mod:`t2po_gym.wrappers.uncertainty`).
+    - ``chat_template``: wrap each prompt as one user message with the tokenizer's
+      chat template; ``None`` (default) uses it when the tokenizer has one.
+    - ``system_prompt``: optional system message when the chat template is used.
+    - ``max_context``: context length; default ``config.max_position_embeddings``.
+    - ``truncate_prompt``: a prompt that does not fit ``max_context - max_new_tokens``
+      raises a ``ValueError`` by default; with ``True`` its *left* part is dropped
+      instead (the most recent history is kept).
+
+    ## Generation
+    Left padding, one prefill, then one forward pass per token with the KV cache.
+    Sampling matches ``model.generate(do_sample=True)`` (temperature, top-k, top-p, in
+    that order) token for token for the same seed; the pad token is never sampled when it
+    differs from EOS. ``logprobs`` are the model's log-probabilities (temperature 1,
+    untruncated) of the emitted tokens. A response ends at EOS (kept in ``token_ids``,
+    not in ``text``), after the first stop string (``text`` is cut just after it) or at
+    ``max_new_tokens``. ``SamplingConfig.seed`` seeds one generator for the whole batch.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any = None,
+        *,
+        device: str | None = None,
+        dtype: Any = None,
+        signal: str | None = None,
+        chat_template: bool | None = None,
+        system_prompt: str | None = None,
+        max_context: int | None = None,
+        truncate_prompt: bool = False,
+        gguf_file: str | None = None,
+    ) -> None:
+        import torch
+
+        self.model, self.tokenizer = _load(model, tokenizer, gguf_file, dtype)
+        if device is not None:
+            self.model.to(device)
+        self.model.eval()
+        self.device = next(self.model.parameters()).device
+        if signal not in (None, "paper", "reference"):
+            raise ValueError(f"unknown signal {signal!r}: use None, 'paper' or 'reference'")
+        self.signal = signal
+        has_template = getattr(self.tokenizer, "chat_template", None) is not None
+        if chat_template and not has_template:
+            raise ValueError("chat_template=True but the tokenizer has none: pass chat_template=False")
+        self.use_chat_template = has_template if chat_template is None else chat_template
+        self.system_prompt = system_prompt
+        cfg = self.model.config
+        self.max_context = int(max_context or getattr(cfg, "max_position_embeddings", 2048))
+        self.truncate_prompt = truncate_prompt
+        tok = self.tokenizer
+        self.eos_ids = self._eos_ids()
+        self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else self.eos_ids[0]
+        self.vocab_size = int(getattr(cfg, "vocab_size", len(tok)))
+        self._suppress = (
+            torch.tensor([self.pad_id], device=self.device) if self.pad_id not in self.eos_ids else None
+        )
+        self._hit_tables: dict[tuple[str, ...], np.ndarray] = {}
+        # transformers >= 5.2x renamed ``past_key_values`` to ``cache``
+        fwd = inspect.signature(self.model.forward).parameters
+        self._cache_kw = "cache" if "cache" in fwd else "past_key_values"
+
+    # ------------------------------------------------------------------ helpers
+    def _eos_ids(self) -> list[int]:
+        ids: list[int] = []
+        gc = getattr(self.model, "generation_config", None)
+        for src in (getattr(gc, "eos_token_id", None), self.tokenizer.eos_token_id):
+            if src is None:
+                continue
+            for i in src if isinstance(src, (list, tuple)) else [src]:
+                if i not in ids:
+                    ids.append(int(i))
+        if not ids:
+            raise ValueError("the tokenizer has no eos_token: set tokenizer.eos_token before HFPolicy")
+        return ids
+
+    def render_prompt(self, prompt: str) -> str:
+        """The text the model is conditioned on (chat template applied when in use)."""
+        if not self.use_chat_template:
+            return prompt
+        messages = []
+        if self.system_prompt:
+            messages.append({"role": "system", "content": self.system_prompt})
+        messages.append({"role": "user", "content": prompt})
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def encode_prompt(self, prompt: str, max_new_tokens: int, index: int = 0) -> list[int]:
+        text = self.render_prompt(prompt)
+        ids = self.tokenizer(text, add_special_tokens=not self.use_chat_template)["input_ids"]
+        budget = self.max_context - max_new_tokens
+        if budget < 1:
+            raise ValueError(
+                f"max_new_tokens={max_new_tokens} leaves no room for a prompt in the context of "
+                f"{self.max_context} tokens: lower max_new_tokens"
+            )
+        if len(ids) > budget:
+            if not self.truncate_prompt:
+                raise ValueError(
+                    f"prompt {index} has {len(ids)} tokens, but the context ({self.max_context}) minus "
+                    f"max_new_tokens ({max_new_tokens}) leaves {budget}: shorten the history, lower "
+                    "max_new_tokens, or pass HFPolicy(..., truncate_prompt=True) to keep its last tokens"
+                )
+            ids = ids[-budget:]
+        return list(ids)
+
+    def _hit_table(self, stop: tuple[str, ...]) -> np.ndarray:
+        """[V] bool: decoding this token may complete a think tag or a stop string."""
+        table = self._hit_tables.get(stop)
+        if table is None:
+            chars = tag_end_chars(stop)
+            n = max(self.vocab_size, len(self.tokenizer))
+            if any(ord(c) > 127 for c in chars):
+                table = np.ones(n, dtype=bool)
+            else:
+                pieces = self.tokenizer.batch_decode([[i] for i in range(len(self.tokenizer))])
+                table = np.zeros(n, dtype=bool)
+                table[: len(pieces)] = [any(c in p for c in chars) for p in pieces]
+                # byte-fallback / partial-UTF-8 pieces decode to U+FFFD alone: check them when whole
+                table[: len(pieces)] |= [("\ufffd" in p) for p in pieces]
+            self._hit_tables[stop] = table
+        return table
+
+    def forced_ids(self, text: str) -> list[int]:
+        """Token ids of ``text`` as forced tokens (special tokens when the vocabulary has them)."""
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        if not ids:
+            raise ValueError(f"forced text {text!r} encodes to no tokens")
+        return list(ids)
+
+    def _decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=False)
+
+    # ------------------------------------------------------------------ generate
+    def generate(
+        self,
+        prompts: Sequence[str],
+        sampling: SamplingConfig | None = None,
+        *,
+        episode_ids: Sequence[str] | None = None,
+        controller: DecodeController | None = None,
+        signal: str | None = None,
+    ) -> list[Generation]:
+        """Sample one response per prompt. See the class docstring for the details.
+
+        ``controller`` (TTI) is consulted every step; ``signal`` overrides the policy's
+        signal kind for this call (a controller's ``signal_kind`` wins).
+        """
+        import torch
+
+        from t2po_gym.wrappers.uncertainty import SignalTracker, token_stats
+
+        prompts = check_prompts(prompts)
+        sampling = sampling or SamplingConfig()
+        if sampling.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {sampling.max_new_tokens}")
+        if controller is not None:
+            if signal is not None and signal != controller.signal_kind:
+                raise ValueError(
+                    f"the controller uses signal {controller.signal_kind!r} but {signal!r} was asked: "
+                    "give both wrappers the same signal"
+                )
+            signal = controller.signal_kind
+        kind = signal if signal is not None else self.signal
+        B = len(prompts)
+        if B == 0:
+            return []
+        max_new = int(sampling.max_new_tokens)
+        stop = tuple(sampling.stop or ())
+        prompt_texts = [self.render_prompt(p) for p in prompts]
+        prompt_ids = [self.encode_prompt(p, max_new, i) for i, p in enumerate(prompts)]
+        dev = self.device
+
+        L = max(len(x) for x in prompt_ids)
+        input_ids = torch.full((B, L), self.pad_id, dtype=torch.long)
+        attn = torch.zeros((B, L), dtype=torch.long)
+        for b, ids in enumerate(prompt_ids):
+            input_ids[b, L - len(ids) :] = torch.tensor(ids, dtype=torch.long)
+            attn[b, L - len(ids) :] = 1
+        input_ids, attn = input_ids.to(dev), attn.to(dev)
+        pos = (attn.cumsum(-1) - 1).clamp_min(0)
+
+        gen = None
+        if sampling.seed is not None and sampling.temperature > 0:
+            gen = torch.Generator(device=dev)
+            gen.manual_seed(int(sampling.seed))
+
+        hit = self._hit_table(stop)
+        eos = set(self.eos_ids)
+        forced = self.forced_ids(controller.forced_text) if controller is not None else []
+        tracker = SignalTracker(kind, B, self.vocab_size) if kind else None
+        if controller is not None:
+            controller.begin(B)
+
+        toks: list[list[int]] = [[] for _ in range(B)]
+        lps: list[list[float]] = [[] for _ in range(B)]
+        sigs: list[list[float]] = [[] for _ in range(B)]
+        fmask: list[list[int]] = [[] for _ in range(B)]
+        think = [ThinkState.for_prompt(t) for t in prompt_texts]
+        thinking = np.array([s.inside for s in think], dtype=bool)
+        think_count = np.zeros(B, dtype=np.int64)
+        # next index into `forced`; -1: not (yet) forcing; -2: forced tokens all emitted
+        force_at = np.full(B, -1, dtype=np.int64)
+        fired_at = np.full(B, -1, dtype=np.int64)
+        finish = ["length"] * B
+        cut = [-1] * B  # text cut index after a stop string
+        alive = np.ones(B, dtype=bool)
+
+        with torch.inference_mode():
+            out = self.model(
+                input_ids=input_ids,
+                attention_mask=attn,
+                position_ids=pos,
+                use_cache=True,
+                logits_to_keep=1,
+            )
+            cache = _cache_of(out)
+            last_pos = pos[:, -1:]
+            for _ in range(max_new):
+                logits = out.logits[:, -1, :].float()
+                logp = torch.log_softmax(logits, dim=-1)
+                scores = logits
+                if self._suppress is not None:
+                    scores = scores.index_fill(-1, self._suppress, float("-inf"))
+                y = sample_next(scores, sampling.temperature, sampling.top_k, sampling.top_p, gen)
+                m = None
+                if tracker is not None:
+                    h, c, lpmax = token_stats(logp)
+                    st = torch.stack((h, c, lpmax)).cpu().numpy().astype(np.float64)
+                    m = tracker.update(st[0], st[1], st[2])
+                y_list = y.tolist()
+                sampled_think = thinking & alive & (force_at < 0)  # not a forced token
+                think_count += sampled_think
+                if controller is not None:
+                    fire = controller.step(m, sampled_think & (fired_at < 0), think_count)
+                    fire = np.asarray(fire, dtype=bool) & alive & (fired_at < 0)
+                    for b in np.flatnonzero(fire):
+                        fired_at[b] = len(toks[b])
+                        force_at[b] = 0
+                        think_count[b] -= 1  # that token is replaced: not a sampled think token
+                forcing = force_at >= 0
+                for b in np.flatnonzero(forcing):
+                    y_list[b] = forced[force_at[b]]
+                    force_at[b] += 1
+                    if force_at[b] >= len(forced):
+                        force_at[b] = -2  # all forced tokens emitted
+                if forcing.any():
+                    y = torch.tensor(y_list, dtype=torch.long, device=dev)
+                tok_lp = logp.gather(1, y[:, None]).squeeze(1).tolist()
+                for b in np.flatnonzero(alive):
+                    t = y_list[b]
+                    toks[b].append(t)
+                    lps[b].append(tok_lp[b])
+                    fmask[b].append(int(forcing[b]))
+                    if m is not None:
+                        sigs[b].append(float(m[b]))
+                    if t in eos:
+                        finish[b] = "eos"
+                        alive[b] = False
+                        continue
+                    if hit[t] if t < len(hit) else True:
+                        text = self._decode(toks[b])
+                        before = think[b].phase
+                        if think[b].update(text) != before:
+                            thinking[b] = think[b].inside
+                            if before == ThinkPhase.INSIDE and not forcing[b]:
+                                think_count[b] -= 1  # the closing token is not a think token
+                        if stop and force_at[b] < 0:
+                            j = find_stop(text, stop)
+                            if j >= 0:
+                                finish[b], cut[b], alive[b] = "stop", j, False
+                if not alive.any():
+                    break
+                attn = torch.cat([attn, attn.new_ones((B, 1))], dim=-1)
+                last_pos = last_pos + 1
+                out = self.model(
+                    input_ids=y[:, None],
+                    attention_mask=attn,
+                    position_ids=last_pos,
+                    use_cache=True,
+                    **{self._cache_kw: cache},
+                )
+                cache = _cache_of(out)
+
+        results = []
+        for b in range(B):
+            ids = toks[b]
+            body = ids[:-1] if finish[b] == "eos" else ids
+            text = self._decode(body)
+            if cut[b] >= 0:
+                text = text[: cut[b]]
+            results.append(
+                Generation(
+                    text=text,
+                    token_ids=ids,
+                    logprobs=lps[b],
+                    signal=sigs[b],
+                    prompt_ids=prompt_ids[b],
+                    forced_mask=fmask[b],
+                    think_tokens=int(think_count[b]),
+                    intervened=bool(fired_at[b] >= 0),
+                    intervention_position=int(fired_at[b]),
+                    finish_reason=finish[b],
+                )
+            )
+        return results
