@@ -13,6 +13,7 @@ __all__ = ["ENV_SPECS", "register_envs"]
 #: (id, entry point, default kwargs). The env classes document their kwargs.
 ENV_SPECS: list[tuple[str, str, dict]] = [
     ("T2PO/ALFWorld-v0", "t2po_gym.envs.alfworld.env:ALFWorldEnv", {}),
+    ("T2PO/SearchQA-v0", "t2po_gym.envs.searchqa.env:SearchQAEnv", {}),
 ]
 
 
