@@ -75,11 +75,12 @@ def _load_world(n_passages: int, n_questions: int, seed: int) -> QAData:
 def _load_files(corpus_key, qa_key, split: str, need_corpus: bool) -> QAData:
     if qa_key is None:
         raise ValueError("corpus_path was given without qa_path: pass the QA file too")
+    questions = load_qa(qa_key[0])
     docs = load_corpus_jsonl(corpus_key[0]) if corpus_key else []
     if not docs and need_corpus:
         raise ValueError("qa_path was given without corpus_path: pass the corpus JSONL too, "
                          "or use a remote retriever URL")
-    return QAData(docs, {split: load_qa(qa_key[0])}, f"{corpus_key and corpus_key[0]} + {qa_key[0]}")
+    return QAData(docs, {split: questions}, f"{corpus_key and corpus_key[0]} + {qa_key[0]}")
 
 
 @lru_cache(maxsize=8)
