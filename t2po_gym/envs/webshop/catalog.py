@@ -292,7 +292,7 @@ def find_webshop_files(path: str | os.PathLike | None = None) -> dict[str, Path]
         found["products"] = root
         root = root.parent
     if not root.is_dir():
-        raise CatalogError(f"WebShop data folder not found: {root}")
+        raise CatalogError(f"WebShop data folder not found: {root} (pass data_path=... or set WEBSHOP_DATA)")
     for kind, names in _FILE_PATTERNS.items():
         if kind in found:
             continue
