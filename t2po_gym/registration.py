@@ -14,6 +14,8 @@ __all__ = ["ENV_SPECS", "register_envs"]
 ENV_SPECS: list[tuple[str, str, dict]] = [
     ("T2PO/ALFWorld-v0", "t2po_gym.envs.alfworld.env:ALFWorldEnv", {}),
     ("T2PO/SearchQA-v0", "t2po_gym.envs.searchqa.env:SearchQAEnv", {}),
+    ("T2PO/WebShop-v0", "t2po_gym.envs.webshop.env:WebShopEnv", {}),
+    ("T2PO/WebShopBrowser-v0", "t2po_gym.envs.webshop.browser_env:WebShopBrowserEnv", {}),
 ]
 
 

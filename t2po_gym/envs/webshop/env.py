@@ -164,7 +164,7 @@ class WebShopEnv(TextEnv):
         self._n_searches = 0
         self.goal = self.catalog.goals[idx]
         self.shop.start(self.goal)
-        return self._page_text(), self.goal.instruction_text
+        return self.shop.text(), self.goal.instruction_text
 
     def _page_text(self) -> str:
         return self.shop.text()
