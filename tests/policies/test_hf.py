@@ -1,0 +1,99 @@
+"""HFPolicy: generate-equivalent sampling, exact logprobs, stop/eos handling, bad input."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from t2po_gym.policies.base import Generation, LLMPolicy, SamplingConfig  # noqa: E402
+from t2po_gym.policies.hf import HFPolicy  # noqa: E402
+from t2po_gym.wrappers.uncertainty import paper_signal  # noqa: E402
+
+PROMPTS = ["go to fridge 1", "Your task is to: put a clean apple in fridge.", "search[red shoes]"]
+
+
+def test_matches_model_generate_token_for_token(tiny):
+    model, tok = tiny
+    policy = HFPolicy(model, tok)
+    assert isinstance(policy, LLMPolicy)
+    s = SamplingConfig(temperature=0.8, top_k=50, top_p=0.9, max_new_tokens=40, stop=(), seed=7)
+    gens = policy.generate(PROMPTS, s)
+    enc = tok([policy.render_prompt(p) for p in PROMPTS], return_tensors="pt", padding=True, add_special_tokens=False)
+    torch.manual_seed(7)
+    out = model.generate(
+        **enc, do_sample=True, temperature=0.8, top_k=50, top_p=0.9, max_new_tokens=40,
+        suppress_tokens=[tok.pad_token_id], pad_token_id=tok.pad_token_id,
+    )
+    new = out[:, enc["input_ids"].shape[1]:]
+    for b, g in enumerate(gens):
+        assert isinstance(g, Generation)
+        assert g.token_ids == new[b, : len(g.token_ids)].tolist()
+        assert g.prompt_ids == [i for i, m in zip(enc["input_ids"][b].tolist(), enc["attention_mask"][b].tolist()) if m]
+
+
+def test_logprobs_and_signal_match_a_separate_forward_pass(tiny):
+    model, tok = tiny
+    gens = HFPolicy(model, tok, signal="paper").generate(PROMPTS, SamplingConfig(max_new_tokens=30, stop=(), seed=3))
+    for g in gens:
+        ids = torch.tensor([g.prompt_ids + g.token_ids])
+        with torch.no_grad():
+            logits = model(ids).logits[0].float()
+        lp = torch.log_softmax(logits[len(g.prompt_ids) - 1 : -1], -1)
+        want = lp.gather(1, torch.tensor(g.token_ids)[:, None]).squeeze(1)
+        torch.testing.assert_close(torch.tensor(g.logprobs), want, atol=1e-5, rtol=0)
+        # min-max normalisation divides by a narrow range early on, which magnifies the
+        # 1e-6 float noise between a cached and an uncached forward pass
+        torch.testing.assert_close(torch.tensor(g.signal, dtype=torch.float32), paper_signal(lp), atol=2e-3, rtol=0)
+        assert g.forced_mask == [0] * len(g.token_ids) and not g.intervened
+
+
+def test_same_seed_same_text_and_loads_from_path(tiny_path):
+    p = HFPolicy(str(tiny_path))
+    s = SamplingConfig(max_new_tokens=20, seed=11)
+    assert [g.token_ids for g in p.generate(PROMPTS, s)] == [g.token_ids for g in p.generate(PROMPTS, s)]
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        HFPolicy(str(tiny_path / "missing"))
+
+
+def test_stop_string_and_eos(scripted, tiny):
+    _, tok = tiny
+    close = tok.convert_tokens_to_ids("</action>")
+    a = tok.encode("a")[0]
+    seq = [tok.convert_tokens_to_ids("<action>"), a, close, a, a]
+    p = scripted(lambda r, s: (seq[s] if r == 0 else (a if s < 3 else tok.eos_token_id), 5.0))
+    g0, g1 = p.generate(["x", "y"], SamplingConfig(temperature=0, max_new_tokens=10))
+    assert g0.finish_reason == "stop" and g0.text == "<action>a</action>" and len(g0.token_ids) == 3
+    assert g1.finish_reason == "eos" and g1.token_ids[-1] == tok.eos_token_id and g1.text == "aaa"
+    g = p.generate(["x"], SamplingConfig(temperature=0, max_new_tokens=2))[0]
+    assert g.finish_reason == "length" and len(g.token_ids) == 2
+
+
+def test_think_tokens_counted_without_tti(scripted, tiny):
+    _, tok = tiny
+    a = tok.encode("a")[0]
+    seq = [tok.convert_tokens_to_ids("<think>"), a, a, a, tok.convert_tokens_to_ids("</think>"), a]
+    p = scripted(lambda r, s: (seq[min(s, 5)], 5.0))
+    g = p.generate(["x"], SamplingConfig(temperature=0, max_new_tokens=8))[0]
+    assert g.think_tokens == 3
+
+
+def test_bad_input(tiny):
+    model, tok = tiny
+    p = HFPolicy(model, tok, max_context=64)
+    with pytest.raises(ValueError, match="empty"):
+        p.generate(["ok", "   "])
+    with pytest.raises(TypeError, match="list of prompts"):
+        p.generate("a single string")
+    long = "go to cabinet 1 and open it " * 40
+    with pytest.raises(ValueError, match="truncate_prompt=True"):
+        p.generate([long], SamplingConfig(max_new_tokens=16))
+    with pytest.raises(ValueError, match="no room"):
+        p.generate(["hi"], SamplingConfig(max_new_tokens=64))
+    assert p.generate([], SamplingConfig()) == []
+    t = HFPolicy(model, tok, max_context=64, truncate_prompt=True)
+    g = t.generate([long], SamplingConfig(max_new_tokens=16, seed=0))[0]
+    full = tok(t.render_prompt(long), add_special_tokens=False)["input_ids"]
+    assert g.prompt_ids == full[-48:]  # left truncation keeps the most recent tokens
+    with pytest.raises(ValueError, match="signal"):
+        HFPolicy(model, tok, signal="nope")

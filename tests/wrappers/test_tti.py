@@ -1,0 +1,168 @@
+"""TTI driven by a scripted model: it fires exactly when its rule says, per sequence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from t2po_gym.policies.base import FORCED_CLOSE_TEXT, SamplingConfig  # noqa: E402
+from t2po_gym.wrappers.tti import ThinkController, ThinkingIntervention, TTIConfig  # noqa: E402
+from t2po_gym.wrappers.uncertainty import paper_signal  # noqa: E402
+
+GREEDY = SamplingConfig(temperature=0.0, max_new_tokens=60, stop=("</action>",))
+PROMPT = "task: go to the fridge <think>"  # the prompt opens the thought
+
+
+def word(tok) -> int:
+    return tok.encode("a")[0]
+
+
+def varying_then_flat(n_vary: int, a: int):
+    pattern = [0.5, 6.0, 1.0, 5.0, 2.0, 4.0]
+
+    def script(row, step):
+        return a, (pattern[step % len(pattern)] if step < n_vary else 3.0)
+
+    return script
+
+
+def always_varying(a: int):
+    return lambda row, step: (a, 6.0 if step % 2 else 0.5)
+
+
+def expected_window_fire(m: np.ndarray, window: int, eps: float, lmin: int) -> int:
+    """Reference loop: index (0-based think token) where the window rule fires, or -1."""
+    d = [np.inf] + [abs(m[t] - m[t - 1]) for t in range(1, len(m))]
+    for t in range(len(m)):
+        count = t + 1
+        if count - 1 < lmin or count < window + 2:
+            continue
+        if np.mean(d[t - window : t + 1]) < eps:
+            return t
+    return -1
+
+
+def scripted_signal(model_script, steps: int, vocab: int) -> np.ndarray:
+    logits = torch.zeros(steps, vocab)
+    for s in range(steps):
+        tok, sharp = model_script(0, s)
+        logits[s, tok] = sharp
+    return paper_signal(torch.log_softmax(logits, -1)).numpy()
+
+
+def test_window_rule_fires_exactly_when_rule_says(scripted, tiny):
+    _, tok = tiny
+    script = varying_then_flat(12, word(tok))
+    cfg = TTIConfig(window=4, epsilon=0.01, min_think_tokens=3, max_think_tokens=None)
+    g = ThinkingIntervention(scripted(script), cfg).generate([PROMPT], GREEDY)[0]
+    m = scripted_signal(script, 60, len(tok))
+    want = expected_window_fire(m, 4, 0.01, 3)
+    assert want > 12  # the flat part is what triggers it
+    assert g.intervened and g.intervention_position == want
+    assert g.think_tokens == want
+    forced = tok.encode(FORCED_CLOSE_TEXT, add_special_tokens=False)
+    assert g.token_ids[want : want + len(forced)] == forced
+    assert g.forced_mask == [0] * want + [1] * len(forced) + [0] * (len(g.token_ids) - want - len(forced))
+    assert "</think>\n<action>" in g.text
+    np.testing.assert_allclose(g.signal, m[: len(g.signal)], atol=1e-6)
+
+
+def test_not_before_min_think_tokens(scripted, tiny):
+    _, tok = tiny
+    flat = lambda row, step: (word(tok), 3.0)  # noqa: E731
+    g = ThinkingIntervention(scripted(flat), window=2, epsilon=0.01, min_think_tokens=20).generate([PROMPT], GREEDY)[0]
+    assert g.intervened and g.intervention_position == 20 and g.think_tokens == 20
+
+
+def test_cap_fires_when_the_rule_never_does(scripted, tiny):
+    _, tok = tiny
+    cfg = TTIConfig(window=2, epsilon=1e-6, min_think_tokens=0, max_think_tokens=10)
+    g = ThinkingIntervention(scripted(always_varying(word(tok))), cfg).generate([PROMPT], GREEDY)[0]
+    assert g.intervened and g.intervention_position == 10 and g.think_tokens == 10
+    off = ThinkingIntervention(scripted(always_varying(word(tok))), cfg, max_think_tokens=None)
+    assert not off.generate([PROMPT], GREEDY)[0].intervened
+
+
+def test_patience_rule(scripted, tiny):
+    _, tok = tiny
+    flat = lambda row, step: (word(tok), 3.0)  # noqa: E731
+    cfg = TTIConfig(rule="patience", patience=5, min_think_tokens=0, max_think_tokens=None)
+    g = ThinkingIntervention(scripted(flat), cfg).generate([PROMPT], GREEDY)[0]
+    # D is defined from the 2nd think token; 5 flat D's -> the 6th think token is replaced
+    assert g.intervention_position == 5
+
+
+def test_only_the_stalled_sequence_fires_others_untouched(scripted, tiny):
+    _, tok = tiny
+    a = word(tok)
+    flat_then = varying_then_flat(0, a)
+    vary = always_varying(a)
+
+    def script(row, step):
+        return flat_then(row, step) if row == 1 else vary(row, step)
+
+    cfg = TTIConfig(window=3, epsilon=0.01, min_think_tokens=4, max_think_tokens=None)
+    prompts = [PROMPT, PROMPT, "another task, longer prompt <think>"]
+    with_tti = ThinkingIntervention(scripted(script), cfg).generate(prompts, GREEDY)
+    plain = scripted(script).generate(prompts, GREEDY)
+    assert [g.intervened for g in with_tti] == [False, True, False]
+    for b in (0, 2):
+        assert with_tti[b].token_ids == plain[b].token_ids
+        assert with_tti[b].logprobs == plain[b].logprobs
+        assert with_tti[b].think_tokens == plain[b].think_tokens == 60
+        assert sum(with_tti[b].forced_mask) == 0
+
+
+def test_fires_at_most_once(scripted, tiny):
+    _, tok = tiny
+    flat = lambda row, step: (word(tok), 3.0)  # noqa: E731
+    g = ThinkingIntervention(scripted(flat), window=1, epsilon=0.5, min_think_tokens=2).generate([PROMPT], GREEDY)[0]
+    n_forced = len(tok.encode(FORCED_CLOSE_TEXT, add_special_tokens=False))
+    assert sum(g.forced_mask) == n_forced
+    assert len(g.token_ids) == 60  # sampling resumed after the forced tokens
+
+
+def test_no_intervention_outside_think(scripted, tiny):
+    _, tok = tiny
+    flat = lambda row, step: (word(tok), 3.0)  # noqa: E731
+    g = ThinkingIntervention(scripted(flat), window=1, epsilon=0.5, min_think_tokens=0).generate(["no thought here"], GREEDY)[0]
+    assert not g.intervened and g.think_tokens == 0
+
+
+def test_tag_without_special_token_is_forced_as_token_sequence(tiny_plain_tags):
+    from t2po_gym.policies.hf import HFPolicy
+    from t2po_gym.policies.scripted import ScriptedLM
+
+    _, tok = tiny_plain_tags
+    assert "</think>" not in tok.get_vocab()
+    forced = tok.encode(FORCED_CLOSE_TEXT, add_special_tokens=False)
+    assert len(forced) > 3
+    flat = lambda row, step: (word(tok), 3.0)  # noqa: E731
+    policy = HFPolicy(ScriptedLM(flat, len(tok)), tok, chat_template=False)
+    g = ThinkingIntervention(policy, window=2, epsilon=0.01, min_think_tokens=6).generate([PROMPT], GREEDY)[0]
+    assert g.intervened and g.intervention_position == 6
+    assert g.token_ids[6 : 6 + len(forced)] == forced
+    assert sum(g.forced_mask) == len(forced)
+    assert g.text.count("</think>\n<action>") == 1
+    assert g.think_tokens == 6
+
+
+def test_controller_is_per_sequence_state():
+    c = ThinkController(TTIConfig(window=1, epsilon=0.1, min_think_tokens=0, max_think_tokens=None))
+    c.begin(2)
+    thinking = np.array([True, True])
+    out = [c.step(np.array([0.5, 0.5]), thinking, np.array([1, 1]))]
+    out.append(c.step(np.array([0.5, 0.9]), thinking, np.array([2, 2])))
+    out.append(c.step(np.array([0.5, 0.1]), thinking, np.array([3, 3])))
+    assert [o.tolist() for o in out] == [[False, False], [False, False], [True, False]]
+    # once fired, never again
+    assert not c.step(np.array([0.5, 0.1]), thinking, np.array([4, 4]))[0]
+
+
+def test_bad_config():
+    with pytest.raises(ValueError, match="rule"):
+        TTIConfig(rule="sometimes")
+    with pytest.raises(ValueError, match="max_think_tokens"):
+        TTIConfig(min_think_tokens=50, max_think_tokens=10)
