@@ -34,18 +34,24 @@ MAX_QUERY_TERMS = 64
 #: Only the first characters of a query are tokenized (bounds the cost of huge inputs).
 MAX_QUERY_CHARS = 4096
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
+#: Lucene's English stop words (Anserini drops them too); they match nearly every document and
+#: would only slow a query down without changing the ranking much.
+STOP_WORDS = frozenset(
+    "a an and are as at be but by for if in into is it no not of on or such that the their then there "
+    "these they this to was will with".split()
+)
 _INDEX_VERSION = "v1"
 
 
 def query_terms(query: str) -> list[str]:
-    """The distinct lowercase alphanumeric words of ``query``, in order, at most
-    :data:`MAX_QUERY_TERMS` of them, taken from its first :data:`MAX_QUERY_CHARS` characters."""
+    """The distinct lowercase alphanumeric words of ``query`` minus :data:`STOP_WORDS`, in order,
+    at most :data:`MAX_QUERY_TERMS` of them, taken from its first :data:`MAX_QUERY_CHARS` characters."""
     if not isinstance(query, str):
         return []
     seen: dict[str, None] = {}
     for m in _WORD.finditer(query[:MAX_QUERY_CHARS].lower()):
         w = m.group(0)
-        if len(w) <= 40:
+        if len(w) <= 40 and w not in STOP_WORDS:
             seen.setdefault(w, None)
             if len(seen) >= MAX_QUERY_TERMS:
                 break
