@@ -1,0 +1,277 @@
+"""Advantage estimators: PPO (GAE), GRPO, GiGPO and T2PO.
+
+Every function here is pure: tensors (or lists) in, tensors out, no module state.
+Shapes use ``B`` for episodes (trajectories) and ``S`` for steps (turns), flattened
+over all episodes of a rollout. A *group* is the set of episodes that started from
+the same seed (same task); an *anchor group* is the set of steps, within one group,
+taken from the same anchor state (GiGPO).
+
+Conventions, the same in every estimator:
+
+* a group of size 1 has nothing to compare with: its advantage is 0;
+* a group whose values are all equal gets advantage 0 (no signal, no NaN);
+* ``mean_std_norm`` divides by ``std + eps`` with the *population* std (ddof 0), so a
+  hand computation needs no Bessel correction; ``mean_norm`` only subtracts the mean.
+"""
+
+from __future__ import annotations
+
+from typing import Hashable, Sequence
+
+import torch
+
+__all__ = [
+    "NORM_MODES",
+    "group_normalize",
+    "discounted_returns",
+    "gae",
+    "grpo_advantages",
+    "anchor_group_ids",
+    "gigpo_advantages",
+    "shape_rewards",
+    "t2po_advantages",
+]
+
+NORM_MODES = ("mean_norm", "mean_std_norm")
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in NORM_MODES:
+        raise ValueError(f"normalisation mode must be one of {NORM_MODES}, got {mode!r}")
+
+
+def group_normalize(
+    values: torch.Tensor, group_ids: torch.Tensor, mode: str = "mean_std_norm", eps: float = 1e-6
+) -> torch.Tensor:
+    """Normalise ``values`` within the groups given by ``group_ids``.
+
+    For an element i of group g with members G(g)::
+
+        mean_g = (1/|G|) sum_{j in G} v_j
+        std_g  = sqrt((1/|G|) sum_{j in G} (v_j - mean_g)^2)          (population std)
+        A_i    = (v_i - mean_g) / (std_g + eps)    if mode == "mean_std_norm"
+        A_i    =  v_i - mean_g                     if mode == "mean_norm"
+        A_i    =  0                                if |G| == 1
+
+    Args:
+        values: float tensor ``[N]``.
+        group_ids: integer tensor ``[N]`` (any ids, need not be contiguous).
+        mode: ``"mean_std_norm"`` or ``"mean_norm"``.
+        eps: added to the std.
+
+    Returns:
+        float tensor ``[N]``.
+    """
+    _check_mode(mode)
+    values = torch.as_tensor(values, dtype=torch.float64)
+    group_ids = torch.as_tensor(group_ids)
+    if values.shape != group_ids.shape or values.dim() != 1:
+        raise ValueError(f"values and group_ids must be 1-D of the same shape, got {tuple(values.shape)} and {tuple(group_ids.shape)}")
+    if values.numel() == 0:
+        return values.float()
+    _, inverse = torch.unique(group_ids, return_inverse=True)
+    n_groups = int(inverse.max()) + 1
+    count = torch.zeros(n_groups, dtype=torch.float64).index_add_(0, inverse, torch.ones_like(values))
+    total = torch.zeros(n_groups, dtype=torch.float64).index_add_(0, inverse, values)
+    mean = total / count
+    centred = values - mean[inverse]
+    if mode == "mean_std_norm":
+        var = torch.zeros(n_groups, dtype=torch.float64).index_add_(0, inverse, centred**2) / count
+        out = centred / (var.sqrt()[inverse] + eps)
+    else:
+        out = centred
+    out = torch.where(count[inverse] > 1, out, torch.zeros_like(out))
+    return out.float()
+
+
+def discounted_returns(rewards: torch.Tensor, gamma: float) -> torch.Tensor:
+    """Discounted return of every step of one episode.
+
+    ``R_t = sum_{k >= t} gamma^(k - t) r_k``, computed backwards:
+    ``R_{T-1} = r_{T-1}``, ``R_t = r_t + gamma * R_{t+1}``.
+
+    Args:
+        rewards: float tensor ``[T]`` (one episode, in order).
+        gamma: discount in [0, 1].
+    """
+    if not 0.0 <= gamma <= 1.0:
+        raise ValueError(f"gamma must be in [0, 1], got {gamma}")
+    rewards = torch.as_tensor(rewards, dtype=torch.float64)
+    out = torch.zeros_like(rewards)
+    running = 0.0
+    for t in range(rewards.numel() - 1, -1, -1):
+        running = float(rewards[t]) + gamma * running
+        out[t] = running
+    return out.float()
+
+
+def gae(
+    rewards: torch.Tensor,
+    values: torch.Tensor,
+    gamma: float,
+    lam: float,
+    *,
+    last_value: float = 0.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generalised advantage estimation over the turns of one episode (PPO).
+
+    ::
+
+        delta_t = r_t + gamma * V_{t+1} - V_t        (V_T = last_value: 0 when terminated,
+                                                      the critic's estimate when truncated)
+        A_t     = delta_t + gamma * lam * A_{t+1}     (A_T = 0)
+        return_t = A_t + V_t                          (the critic's target)
+
+    Args:
+        rewards: ``[T]`` per-turn rewards.
+        values: ``[T]`` critic values of the turn's prompt state.
+        gamma, lam: discount and GAE lambda, both in [0, 1].
+        last_value: value after the last turn.
+
+    Returns:
+        ``(advantages [T], returns [T])``.
+    """
+    rewards = torch.as_tensor(rewards, dtype=torch.float64)
+    values = torch.as_tensor(values, dtype=torch.float64)
+    if rewards.shape != values.shape:
+        raise ValueError(f"rewards and values differ in shape: {tuple(rewards.shape)} vs {tuple(values.shape)}")
+    adv = torch.zeros_like(rewards)
+    next_value, running = float(last_value), 0.0
+    for t in range(rewards.numel() - 1, -1, -1):
+        delta = float(rewards[t]) + gamma * next_value - float(values[t])
+        running = delta + gamma * lam * running
+        adv[t] = running
+        next_value = float(values[t])
+    return adv.float(), (adv + values).float()
+
+
+def grpo_advantages(
+    episode_returns: torch.Tensor,
+    group_ids: torch.Tensor,
+    mode: str = "mean_std_norm",
+    eps: float = 1e-6,
+) -> torch.Tensor:
+    """GRPO: the episode return normalised within its group.
+
+    ``A_i = (R_i - mean_{j in G} R_j) / (std_{j in G} R_j + eps)`` (see :func:`group_normalize`);
+    every turn (and token) of episode i gets ``A_i``.
+
+    Args:
+        episode_returns: ``[B]``.
+        group_ids: ``[B]`` which group (task) each episode belongs to.
+
+    Returns:
+        ``[B]`` episode advantages.
+    """
+    return group_normalize(episode_returns, group_ids, mode, eps)
+
+
+def anchor_group_ids(group_ids: Sequence[int], anchors: Sequence[Hashable]) -> torch.Tensor:
+    """Integer ids of the anchor groups: steps share an id iff same group and same anchor.
+
+    Args:
+        group_ids: ``[S]`` group (task) of the episode each step belongs to.
+        anchors: ``[S]`` anchor keys (the raw env observation before the step).
+
+    Returns:
+        long tensor ``[S]``, ids numbered in order of first appearance.
+    """
+    if len(group_ids) != len(anchors):
+        raise ValueError(f"{len(group_ids)} group ids but {len(anchors)} anchors")
+    table: dict[tuple, int] = {}
+    ids = [table.setdefault((int(g), a), len(table)) for g, a in zip(group_ids, anchors)]
+    return torch.tensor(ids, dtype=torch.long)
+
+
+def gigpo_advantages(
+    episode_returns: torch.Tensor,
+    episode_group_ids: torch.Tensor,
+    step_returns: torch.Tensor,
+    step_episode: torch.Tensor,
+    step_anchor_ids: torch.Tensor,
+    *,
+    mode: str = "mean_norm",
+    step_weight: float = 1.0,
+    eps: float = 1e-6,
+) -> torch.Tensor:
+    """GiGPO: episode-level group advantage plus step-level anchor-state advantage.
+
+    ::
+
+        A_E(i)   = norm_{group}(R_i)                        episode return R_i
+        A_S(t)   = norm_{anchor group}(R_t)                 R_t = discounted step return
+        A(t)     = A_E(episode of t) + w * A_S(t)
+
+    ``norm`` is :func:`group_normalize` with ``mode`` (``mean_norm`` is GiGPO's default on
+    ALFWorld: ``F = 1``; ``mean_std_norm``: ``F = std``). Anchor groups of size 1 give
+    ``A_S = 0``, so such a step falls back to the episode advantage.
+
+    Args:
+        episode_returns: ``[B]``.
+        episode_group_ids: ``[B]``.
+        step_returns: ``[S]`` discounted returns (:func:`discounted_returns`).
+        step_episode: ``[S]`` index in ``[0, B)`` of each step's episode.
+        step_anchor_ids: ``[S]`` anchor-group ids (:func:`anchor_group_ids`).
+        step_weight: ``w``.
+
+    Returns:
+        ``[S]`` step advantages.
+    """
+    step_episode = torch.as_tensor(step_episode, dtype=torch.long)
+    a_e = group_normalize(episode_returns, episode_group_ids, mode, eps)
+    a_s = group_normalize(step_returns, step_anchor_ids, mode, eps)
+    return a_e[step_episode] + step_weight * a_s
+
+
+def shape_rewards(
+    rewards: torch.Tensor,
+    action_valid: torch.Tensor,
+    format_valid: torch.Tensor,
+    *,
+    invalid_action_penalty: float = 0.1,
+    format_penalty: float = 0.0,
+) -> torch.Tensor:
+    """Per-step rewards with the validity penalties.
+
+    ``r'_t = r_t - p_inv * [action t invalid] - p_fmt * [response t breaks the format]``.
+    Under the strict format an ill-formatted response is also an invalid action, so it
+    pays both penalties.
+
+    Args:
+        rewards, action_valid, format_valid: ``[S]``.
+    """
+    rewards = torch.as_tensor(rewards, dtype=torch.float32)
+    bad_action = 1.0 - torch.as_tensor(action_valid, dtype=torch.float32)
+    bad_format = 1.0 - torch.as_tensor(format_valid, dtype=torch.float32)
+    return rewards - invalid_action_penalty * bad_action - format_penalty * bad_format
+
+
+def t2po_advantages(
+    episode_returns: torch.Tensor,
+    episode_group_ids: torch.Tensor,
+    step_returns: torch.Tensor,
+    step_episode: torch.Tensor,
+    step_anchor_ids: torch.Tensor,
+    *,
+    mode: str = "mean_norm",
+    step_weight: float = 1.0,
+    eps: float = 1e-6,
+) -> torch.Tensor:
+    """T2PO's estimator: the GiGPO estimator on rewards shaped by the strict-format penalty.
+
+    T2PO's novelty lives in the rollout (TTI stops hesitant thinking, TDS resamples
+    hesitant turns) and in the reward (:func:`shape_rewards` with a format penalty);
+    the advantage itself is :func:`gigpo_advantages`::
+
+        A(t) = norm_group(R_i) + w * norm_anchor(R_t)    with R built from r'_t
+    """
+    return gigpo_advantages(
+        episode_returns,
+        episode_group_ids,
+        step_returns,
+        step_episode,
+        step_anchor_ids,
+        mode=mode,
+        step_weight=step_weight,
+        eps=eps,
+    )

@@ -1,0 +1,181 @@
+"""Cold start: behaviour cloning on expert trajectories (and rejection fine-tuning on wins).
+
+The experts of every env (``env.unwrapped.oracle_action()``) give the actions; a short
+templated thought goes in front, so every target is in the training format::
+
+    <think> The next step is to go to fridge 1. </think>
+    <action> go to fridge 1 </action>
+
+The loss is the token-mean cross-entropy over the response tokens only (the prompt is
+context, never a target), i.e. the negative of :func:`optim.loss.token_logprobs` under
+:func:`optim.loss.response_mask`.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+import gymnasium as gym
+import torch
+
+from optim.loss import masked_mean, response_mask, token_logprobs
+from optim.models import PolicyModel
+from optim.rollout import Rollout
+
+__all__ = ["SFTExample", "THOUGHT_TEMPLATES", "expert_response", "collect_expert_examples", "examples_from_wins", "train_sft"]
+
+#: Short thoughts put before the expert's action; one is drawn per turn.
+THOUGHT_TEMPLATES: tuple[str, ...] = (
+    "The next step is to {action}.",
+    "I should {action} now.",
+    "To make progress I will {action}.",
+)
+
+
+@dataclass
+class SFTExample:
+    """A prompt and the target response (text)."""
+
+    prompt: str
+    response: str
+
+
+def expert_response(action: str, rng: random.Random | None = None, tag: str = "action") -> str:
+    """The training-format response for an expert command, with a templated thought."""
+    template = (rng or random).choice(THOUGHT_TEMPLATES)
+    return f"<think>{template.format(action=action)}</think>\n<{tag}>{action}</{tag}>"
+
+
+def collect_expert_examples(
+    env_id: str,
+    episodes: int,
+    *,
+    split: str | None = "train",
+    seed: int = 0,
+    env_kwargs: dict[str, Any] | None = None,
+    max_turns: int | None = None,
+) -> tuple[list[SFTExample], dict[str, float]]:
+    """Play ``episodes`` expert episodes (seeds ``seed .. seed+episodes-1``) and record every turn.
+
+    Returns:
+        ``(examples, stats)``; stats has ``expert_success`` (fraction of episodes the expert won)
+        and ``turns`` (mean turns per episode).
+    """
+    env = gym.make(env_id, **(env_kwargs or {}))
+    rng = random.Random(seed)
+    examples: list[SFTExample] = []
+    wins, turns = 0, 0
+    options = {"split": split} if split else {}
+    tag = getattr(env.unwrapped, "action_tag", "action")
+    try:
+        for k in range(episodes):
+            obs, info = env.reset(seed=seed + k, options=options)
+            done = False
+            n = 0
+            while not done:
+                action = env.unwrapped.oracle_action()
+                if action is None:
+                    break
+                response = expert_response(action, rng, tag)
+                examples.append(SFTExample(obs, response))
+                obs, _, term, trunc, info = env.step(response)
+                n += 1
+                done = term or trunc or (max_turns is not None and n >= max_turns)
+            wins += bool(info.get("won", False))
+            turns += n
+    finally:
+        env.close()
+    return examples, {"expert_success": wins / max(episodes, 1), "turns": turns / max(episodes, 1)}
+
+
+def examples_from_wins(rollout: Rollout, decode: Callable[[list[int]], str] | None = None) -> list[SFTExample]:
+    """Rejection fine-tuning data: the turns of won episodes (prompt ids kept as ids)."""
+    out = []
+    for tr in rollout.trajectories:
+        if tr.won:
+            for t in tr.turns:
+                out.append(SFTExample(prompt=t.prompt_ids, response=t.response_ids))  # type: ignore[arg-type]
+    return out
+
+
+def _encode(pm: PolicyModel, ex: SFTExample) -> tuple[list[int], list[int]]:
+    p = ex.prompt if isinstance(ex.prompt, list) else pm.encode_prompt(ex.prompt)
+    r = ex.response if isinstance(ex.response, list) else pm.encode_response(ex.response)
+    return list(p), list(r)
+
+
+def train_sft(
+    pm: PolicyModel,
+    examples: Iterable[SFTExample],
+    *,
+    steps: int = 200,
+    batch_size: int = 16,
+    lr: float = 1e-3,
+    seed: int = 0,
+    device: str = "cpu",
+    max_grad_norm: float = 1.0,
+    log: Callable[[int, dict[str, float]], None] | None = None,
+    progress: bool = False,
+) -> dict[str, float]:
+    """Minimise the response-token cross-entropy for ``steps`` AdamW steps.
+
+    Returns the final metrics: ``sft/loss`` (nats/token), ``sft/token_acc`` (greedy accuracy
+    on the batch), ``sft/examples``.
+    """
+    data = [_encode(pm, ex) for ex in examples]
+    data = [(p, r) for p, r in data if r]
+    if not data:
+        raise ValueError("no SFT examples: the expert produced no turns (check the env's oracle_action)")
+    rng = random.Random(seed)
+    model = pm.model
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 10) * 0.5 * (1 + math.cos(math.pi * s / max(steps, 1))))
+    model.train()
+    last: dict[str, float] = {}
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=steps, desc="sft", unit="step")
+    order: list[int] = []
+    for step in range(steps):
+        if len(order) < batch_size:
+            more = list(range(len(data)))
+            rng.shuffle(more)
+            order += more
+        idx, order = order[:batch_size], order[batch_size:]
+        batch = [data[i] for i in idx]
+        L = max(len(p) + len(r) for p, r in batch)
+        ids = torch.full((len(batch), L), pm.pad_id, dtype=torch.long)
+        attn = torch.zeros((len(batch), L), dtype=torch.long)
+        for b, (p, r) in enumerate(batch):
+            ids[b, : len(p) + len(r)] = torch.tensor(p + r)
+            attn[b, : len(p) + len(r)] = 1
+        mask = response_mask(torch.tensor([len(p) for p, _ in batch]), torch.tensor([len(r) for _, r in batch]), L)
+        ids, attn, mask = ids.to(device), attn.to(device), mask.to(device)
+        logits = model(input_ids=ids, attention_mask=attn).logits
+        logp = token_logprobs(logits, ids)
+        loss = -masked_mean(logp, mask)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        gn = float(torch.nn.utils.clip_grad_norm_(params, max_grad_norm))
+        if math.isfinite(gn) and math.isfinite(float(loss.detach())):
+            opt.step()
+        sched.step()
+        with torch.no_grad():
+            pred = torch.nn.functional.pad(logits[:, :-1].argmax(-1), (1, 0))
+            acc = masked_mean((pred == ids).float(), mask)
+        last = {"sft/loss": float(loss.detach()), "sft/token_acc": float(acc), "sft/grad_norm": gn, "sft/examples": float(len(data))}
+        if log is not None:
+            log(step + 1, last)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{last['sft/loss']:.3f}", acc=f"{last['sft/token_acc']:.2f}")
+    if bar is not None:
+        bar.close()
+    model.eval()
+    return last

@@ -1,0 +1,597 @@
+"""The training loop: rollout -> rewards -> advantages -> clipped policy update.
+
+Read top to bottom, one step is::
+
+    rollout  = collect_rollouts(envs, policy (TTI/TDS-wrapped for t2po), n_tasks x group_size)
+    r'_t     = r_t - 0.1 [invalid action] - p_fmt [bad format]            (shape_rewards)
+    A_t      = ppo: GAE(r', V) | grpo: norm_group(sum r') | gigpo/t2po: A_E + w A_S
+    for each minibatch of turns:
+        logp     = log pi(response tokens | prompt)      (prompt, padding, TTI tokens masked)
+        loss     = clipped surrogate (token mean) + kl_coef * KL(pi || pi_ref) - ent_coef * H
+                   (+ vf_coef * value loss for ppo)
+        grad_norm = clip_grad_norm_(...)  ->  skip the update if loss or norm is NaN/inf
+
+Resuming is exact because every random draw of step ``s`` is seeded from ``(seed, s)``:
+task seeds, sampling seeds, minibatch order; the optimizer state is in the checkpoint.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import random
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from optim import advantage as adv
+from optim.checkpoint import (
+    assert_finite_state,
+    latest_checkpoint,
+    load_trainer_state,
+    save_checkpoint,
+)
+from optim.config import TrainConfig
+from optim.loss import (
+    clipped_policy_loss,
+    entropy_from_logits,
+    kl_low_var,
+    masked_mean,
+    response_mask,
+    token_logprobs,
+    value_loss,
+)
+from optim.metrics import MetricsLogger
+from optim.models import PolicyModel, load_policy_model
+from optim.rollout import Rollout, Trajectory, collect_rollouts, make_group_envs
+from t2po_gym.policies.base import LLMPolicy, SamplingConfig
+
+__all__ = ["Trainer", "TurnSample", "build_samples", "wrap_policy", "evaluate"]
+
+#: KL reference models up to this many parameters are stored in checkpoints.
+REF_IN_CHECKPOINT_MAX = 50_000_000
+
+
+@dataclass
+class TurnSample:
+    """One turn ready for the update: ids, old log-probs, advantage (and PPO's value targets)."""
+
+    prompt_ids: list[int]
+    response_ids: list[int]
+    old_logprobs: list[float]
+    forced_mask: list[int]
+    advantage: float
+    ret: float = 0.0
+    old_value: float = 0.0
+
+
+def wrap_policy(base: LLMPolicy, cfg: TrainConfig) -> LLMPolicy:
+    """Stack the exploration wrappers the config asks for: ``TurnDedup(ThinkingIntervention(base))``."""
+    policy = base
+    if cfg.tti:
+        from t2po_gym.wrappers import ThinkingIntervention
+
+        policy = ThinkingIntervention(policy, **cfg.tti_kwargs)
+    if cfg.tds:
+        from t2po_gym.wrappers import TurnDedup
+
+        policy = TurnDedup(policy, **cfg.tds_kwargs)
+    return policy
+
+
+def _step_seed(seed: int, step: int, salt: int = 0) -> int:
+    return int(np.random.SeedSequence([int(seed), int(step), int(salt)]).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+def build_samples(
+    rollout: Rollout,
+    cfg: TrainConfig,
+    values: list[list[float]] | None = None,
+) -> list[TurnSample]:
+    """Rewards -> advantages for every turn of the rollout, by ``cfg.algo``.
+
+    Args:
+        rollout: the trajectories.
+        cfg: algo, gamma, lambda, norm mode, step weight, penalties.
+        values: PPO only: per trajectory, the critic's value of every turn's prompt.
+    """
+    trajs: list[Trajectory] = rollout.trajectories
+    shaped: list[torch.Tensor] = []
+    for tr in trajs:
+        shaped.append(
+            adv.shape_rewards(
+                torch.tensor([t.reward for t in tr.turns], dtype=torch.float32),
+                torch.tensor([t.action_valid for t in tr.turns], dtype=torch.float32),
+                torch.tensor([t.format_valid for t in tr.turns], dtype=torch.float32),
+                invalid_action_penalty=cfg.invalid_action_penalty,
+                format_penalty=cfg.format_penalty,
+            )
+        )
+    ep_returns = torch.tensor([float(r.sum()) for r in shaped], dtype=torch.float32)
+    ep_groups = torch.tensor([tr.group for tr in trajs], dtype=torch.long)
+    per_turn_adv: list[torch.Tensor]
+    rets: list[torch.Tensor] = [torch.zeros(len(tr.turns)) for tr in trajs]
+    vals: list[torch.Tensor] = [torch.zeros(len(tr.turns)) for tr in trajs]
+    if cfg.algo == "grpo":
+        a = adv.grpo_advantages(ep_returns, ep_groups, mode="mean_std_norm")
+        per_turn_adv = [torch.full((len(tr.turns),), float(a[i])) for i, tr in enumerate(trajs)]
+    elif cfg.algo in ("gigpo", "t2po"):
+        step_returns = torch.cat([adv.discounted_returns(r, cfg.gamma) for r in shaped]) if trajs else torch.zeros(0)
+        step_ep = torch.tensor([i for i, tr in enumerate(trajs) for _ in tr.turns], dtype=torch.long)
+        anchors = adv.anchor_group_ids(
+            [tr.group for tr in trajs for _ in tr.turns], [t.anchor for tr in trajs for t in tr.turns]
+        )
+        fn = adv.t2po_advantages if cfg.algo == "t2po" else adv.gigpo_advantages
+        a = fn(ep_returns, ep_groups, step_returns, step_ep, anchors, mode=cfg.norm_mode, step_weight=cfg.step_weight)
+        per_turn_adv, k = [], 0
+        for tr in trajs:
+            per_turn_adv.append(a[k : k + len(tr.turns)])
+            k += len(tr.turns)
+    elif cfg.algo == "ppo":
+        if values is None:
+            raise ValueError("ppo needs the critic's values of every turn")
+        per_turn_adv = []
+        for i, tr in enumerate(trajs):
+            v = torch.tensor(values[i], dtype=torch.float32)
+            # A truncated episode is bootstrapped from the value of its last state.
+            last = float(v[-1]) if (tr.truncated and len(v)) else 0.0
+            a_i, r_i = adv.gae(shaped[i], v, cfg.gamma, cfg.gae_lambda, last_value=last)
+            per_turn_adv.append(a_i)
+            rets[i], vals[i] = r_i, v
+        flat = torch.cat(per_turn_adv) if per_turn_adv else torch.zeros(0)
+        if flat.numel() > 1:
+            # Whitening, as CleanRL does with norm_adv.
+            mu, sd = flat.mean(), flat.std()
+            per_turn_adv = [(x - mu) / (sd + 1e-8) for x in per_turn_adv]
+    else:
+        raise ValueError(f"unknown algo {cfg.algo!r}")
+    samples = []
+    for i, tr in enumerate(trajs):
+        for j, t in enumerate(tr.turns):
+            if not t.response_ids:
+                continue
+            samples.append(
+                TurnSample(
+                    prompt_ids=t.prompt_ids,
+                    response_ids=t.response_ids,
+                    old_logprobs=t.old_logprobs,
+                    forced_mask=t.forced_mask,
+                    advantage=float(per_turn_adv[i][j]),
+                    ret=float(rets[i][j]),
+                    old_value=float(vals[i][j]),
+                )
+            )
+    return samples
+
+
+def _collate(samples: list[TurnSample], pad_id: int, device: str) -> dict[str, torch.Tensor]:
+    """Right-padded ``prompt + response`` rows with aligned old log-probs and masks."""
+    lengths = [len(s.prompt_ids) + len(s.response_ids) for s in samples]
+    L = max(lengths)
+    B = len(samples)
+    ids = torch.full((B, L), pad_id, dtype=torch.long)
+    attn = torch.zeros((B, L), dtype=torch.long)
+    old = torch.zeros((B, L), dtype=torch.float32)
+    forced = torch.zeros((B, L), dtype=torch.float32)
+    for b, s in enumerate(samples):
+        P, R = len(s.prompt_ids), len(s.response_ids)
+        ids[b, : P + R] = torch.tensor(s.prompt_ids + s.response_ids, dtype=torch.long)
+        attn[b, : P + R] = 1
+        old[b, P : P + R] = torch.tensor(s.old_logprobs[:R] + [0.0] * (R - len(s.old_logprobs)), dtype=torch.float32)
+        fm = (s.forced_mask or [0] * R)[:R]
+        forced[b, P : P + len(fm)] = torch.tensor(fm, dtype=torch.float32)
+    P_t = torch.tensor([len(s.prompt_ids) for s in samples])
+    R_t = torch.tensor([len(s.response_ids) for s in samples])
+    mask = response_mask(P_t, R_t, L, forced)
+    return {
+        "input_ids": ids.to(device),
+        "attention_mask": attn.to(device),
+        "old_logprobs": old.to(device),
+        "mask": mask.to(device),
+        "prompt_lengths": P_t.to(device),
+        "advantages": torch.tensor([s.advantage for s in samples], dtype=torch.float32, device=device),
+        "returns": torch.tensor([s.ret for s in samples], dtype=torch.float32, device=device),
+        "old_values": torch.tensor([s.old_value for s in samples], dtype=torch.float32, device=device),
+    }
+
+
+def _forward(model: nn.Module, batch: dict[str, torch.Tensor], hidden: bool, autocast: bool):
+    ctx = torch.autocast("cuda", dtype=torch.bfloat16) if autocast else _nullctx()
+    with ctx:
+        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], output_hidden_states=hidden)
+    return out
+
+
+class _nullctx:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
+
+
+class Trainer:
+    """Consumes a :class:`TrainConfig`; ``train()`` runs it, ``resume()`` continues a run.
+
+    Args:
+        cfg: the configuration.
+        model: a ready :class:`~optim.models.PolicyModel` (tests pass their own); ``None`` loads
+            ``cfg.model``.
+        make_ref: build the frozen KL reference (default: a deep copy of the initial model).
+    """
+
+    def __init__(self, cfg: TrainConfig, model: PolicyModel | None = None):
+        cfg.validate()
+        self.cfg = cfg
+        torch.manual_seed(cfg.seed)
+        random.seed(cfg.seed)
+        np.random.seed(cfg.seed)
+        if cfg.device.startswith("cuda") and not torch.cuda.is_available():
+            raise RuntimeError("--device cuda asked for, but torch sees no CUDA device; use --device cpu")
+        self.pm: PolicyModel = model or load_policy_model(
+            cfg.model, device=cfg.device, seed=cfg.seed, lora_rank=cfg.lora_rank, lora_alpha=cfg.lora_alpha
+        )
+        self.model = self.pm.model
+        self.autocast = cfg.device.startswith("cuda") and cfg.resolved_dtype() == "bfloat16"
+        self.value_head: nn.Linear | None = None
+        if cfg.algo == "ppo":
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(cfg.seed + 1)
+                self.value_head = nn.Linear(self.pm.hidden_size, 1).to(cfg.device)
+                nn.init.zeros_(self.value_head.weight)
+                nn.init.zeros_(self.value_head.bias)
+        self.ref_model: nn.Module | None = None
+        if cfg.kl_coef > 0:
+            self.ref_model = copy.deepcopy(self.model).eval()
+            for p in self.ref_model.parameters():
+                p.requires_grad_(False)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        groups: list[dict[str, Any]] = [{"params": params, "lr": cfg.resolved_lr()}]
+        if self.value_head is not None:
+            groups.append({"params": list(self.value_head.parameters()), "lr": cfg.value_lr})
+        self.optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay, eps=1e-8)
+        self.base_policy = self.pm.make_policy()
+        self.policy = wrap_policy(self.base_policy, cfg)
+        self.envs = make_group_envs(cfg.env_id, cfg.n_tasks * cfg.group_size, **cfg.env_kwargs)
+        self.step = 0
+        self.out = Path(cfg.out_dir)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.ckpt_dir = self.out / "checkpoints"
+        self.logger = MetricsLogger(self.out, tensorboard=cfg.tensorboard)
+        self.loss_hook: Callable[[torch.Tensor], torch.Tensor] | None = None  # tests inject NaN here
+
+    # ------------------------------------------------------------ rollout
+    def sampling(self, step: int) -> SamplingConfig:
+        return SamplingConfig(
+            temperature=self.cfg.temperature,
+            top_p=self.cfg.top_p,
+            max_new_tokens=self.cfg.max_new_tokens,
+            seed=_step_seed(self.cfg.seed, step, 1),
+        )
+
+    def task_seeds(self, step: int) -> list[int]:
+        rng = np.random.default_rng([self.cfg.seed, step, 2])
+        return [int(x) for x in rng.integers(0, 2**31 - 1, size=self.cfg.n_tasks)]
+
+    def collect(self, step: int) -> Rollout:
+        self.model.eval()
+        options = {"split": self.cfg.train_split} if self.cfg.train_split else {}
+        with torch.no_grad():
+            return collect_rollouts(
+                self.envs,
+                self.policy,
+                n_tasks=self.cfg.n_tasks,
+                group_size=self.cfg.group_size,
+                seeds=self.task_seeds(step),
+                sampling=self.sampling(step),
+                reset_options=options,
+                episode_prefix=f"s{step}",
+                max_turns=self.cfg.max_turns,
+            )
+
+    @torch.no_grad()
+    def critic_values(self, rollout: Rollout) -> list[list[float]]:
+        """Value of every turn's prompt (PPO), batched by ``microbatch_size``."""
+        assert self.value_head is not None
+        flat = [(i, j, t.prompt_ids) for i, tr in enumerate(rollout.trajectories) for j, t in enumerate(tr.turns)]
+        out = [[0.0] * len(tr.turns) for tr in rollout.trajectories]
+        mb = self.cfg.microbatch_size
+        for k in range(0, len(flat), mb):
+            chunk = flat[k : k + mb]
+            samples = [TurnSample(p, [], [], [], 0.0) for _, _, p in chunk]
+            batch = _collate(samples, self.pm.pad_id, self.cfg.device)
+            o = _forward(self.model, batch, True, self.autocast)
+            h = o.hidden_states[-1].float()
+            last = h[torch.arange(len(chunk)), batch["prompt_lengths"] - 1]
+            v = self.value_head(last).squeeze(-1)
+            for (i, j, _), x in zip(chunk, v.tolist()):
+                out[i][j] = x
+        return out
+
+    # ------------------------------------------------------------ update
+    def update(self, samples: list[TurnSample], step: int) -> dict[str, float]:
+        cfg = self.cfg
+        rng = random.Random(_step_seed(cfg.seed, step, 3))
+        if cfg.max_update_turns is not None and len(samples) > cfg.max_update_turns:
+            samples = rng.sample(samples, cfg.max_update_turns)
+        self.model.train()
+        trainable = [p for g in self.optimizer.param_groups for p in g["params"]]
+        stats: dict[str, list[float]] = {k: [] for k in ("pg", "kl", "ent", "vl", "approx_kl", "clipfrac", "gn", "ratio_max")}
+        first_diff = 0.0
+        skipped = 0
+        updates = 0
+        for epoch in range(cfg.update_epochs):
+            order = list(range(len(samples)))
+            rng.shuffle(order)
+            for m0 in range(0, len(order), cfg.minibatch_size):
+                mb = [samples[i] for i in order[m0 : m0 + cfg.minibatch_size]]
+                mb.sort(key=lambda s: len(s.prompt_ids) + len(s.response_ids))
+                n_tok = sum(sum(1 for f in (s.forced_mask or [0] * len(s.response_ids)) if not f) for s in mb)
+                n_tok = max(n_tok, 1)
+                self.optimizer.zero_grad(set_to_none=True)
+                total_loss = 0.0
+                for u0 in range(0, len(mb), cfg.microbatch_size):
+                    chunk = mb[u0 : u0 + cfg.microbatch_size]
+                    batch = _collate(chunk, self.pm.pad_id, cfg.device)
+                    mask = batch["mask"]
+                    w = float(mask.sum()) / n_tok
+                    out = _forward(self.model, batch, self.value_head is not None, self.autocast)
+                    logits = out.logits
+                    logp = token_logprobs(logits, batch["input_ids"])
+                    if epoch == 0 and m0 == 0:
+                        d = ((logp.detach() - batch["old_logprobs"]).abs() * mask).max()
+                        first_diff = max(first_diff, float(d))
+                    pg, st = clipped_policy_loss(logp, batch["old_logprobs"], batch["advantages"], mask, cfg.clip_eps)
+                    loss = pg
+                    with torch.no_grad() if cfg.entropy_coef == 0 else _nullctx():
+                        ent = masked_mean(entropy_from_logits(logits), mask)
+                    if cfg.entropy_coef:
+                        loss = loss - cfg.entropy_coef * ent
+                    kl = torch.zeros((), device=logits.device)
+                    if self.ref_model is not None:
+                        with torch.no_grad():
+                            ref_logp = token_logprobs(_forward(self.ref_model, batch, False, self.autocast).logits, batch["input_ids"])
+                        kl = kl_low_var(logp, ref_logp, mask)
+                        loss = loss + cfg.kl_coef * kl
+                    vl = torch.zeros((), device=logits.device)
+                    if self.value_head is not None:
+                        h = out.hidden_states[-1].float()
+                        last = h[torch.arange(len(chunk), device=h.device), batch["prompt_lengths"] - 1]
+                        v = self.value_head(last).squeeze(-1)
+                        vl = value_loss(v, batch["old_values"], batch["returns"], cfg.clip_eps)
+                        loss = loss + cfg.vf_coef * vl * (len(chunk) / len(mb)) / max(w, 1e-8)
+                    if self.loss_hook is not None:
+                        loss = self.loss_hook(loss)
+                    (loss * w).backward()
+                    total_loss += float(loss.detach()) * w
+                    stats["pg"].append(st.policy_loss)
+                    stats["approx_kl"].append(st.approx_kl)
+                    stats["clipfrac"].append(st.clipfrac)
+                    stats["ratio_max"].append(st.ratio_max)
+                    stats["kl"].append(float(kl.detach()))
+                    stats["ent"].append(float(ent.detach()))
+                    stats["vl"].append(float(vl.detach()))
+                grad_norm = float(torch.nn.utils.clip_grad_norm_(trainable, cfg.max_grad_norm))
+                stats["gn"].append(grad_norm)
+                if not (math.isfinite(total_loss) and math.isfinite(grad_norm)):
+                    # Never let a NaN/inf reach the weights (or, later, a checkpoint).
+                    self.optimizer.zero_grad(set_to_none=True)
+                    skipped += 1
+                    continue
+                self.optimizer.step()
+                updates += 1
+        self.optimizer.zero_grad(set_to_none=True)
+        self.model.eval()
+
+        def mean(xs: list[float]) -> float:
+            xs = [x for x in xs if math.isfinite(x)]
+            return float(np.mean(xs)) if xs else float("nan")
+
+        finite_gn = [g for g in stats["gn"] if math.isfinite(g)]
+        return {
+            "losses/policy_loss": mean(stats["pg"]),
+            "losses/kl": mean(stats["kl"]),
+            "losses/approx_kl": mean(stats["approx_kl"]),
+            "losses/clipfrac": mean(stats["clipfrac"]),
+            "losses/entropy": mean(stats["ent"]),
+            "losses/value_loss": mean(stats["vl"]),
+            "losses/grad_norm": max(finite_gn) if finite_gn else float("nan"),
+            "losses/grad_norm_mean": mean(stats["gn"]),
+            "losses/ratio_max": max(stats["ratio_max"]) if stats["ratio_max"] else 1.0,
+            "losses/skipped_updates": float(skipped),
+            "losses/updates": float(updates),
+            "debug/logprob_diff_max": first_diff,
+            "charts/update_turns": float(len(samples)),
+        }
+
+    # ------------------------------------------------------------ loop
+    def train_step(self) -> dict[str, float]:
+        """One rollout + update; returns the metrics it logged."""
+        step = self.step
+        torch.manual_seed(_step_seed(self.cfg.seed, step, 0))
+        t0 = time.perf_counter()
+        rollout = self.collect(step)
+        t1 = time.perf_counter()
+        values = self.critic_values(rollout) if self.cfg.algo == "ppo" else None
+        samples = build_samples(rollout, self.cfg, values)
+        metrics = dict(rollout.stats())
+        metrics.update(self.update(samples, step))
+        t2 = time.perf_counter()
+        metrics["time/rollout_s"] = t1 - t0
+        metrics["time/update_s"] = t2 - t1
+        metrics["time/step_s"] = t2 - t0
+        n_tok = sum(len(s.response_ids) for s in samples)
+        metrics["charts/SPS"] = n_tok / max(t2 - t0, 1e-9)
+        self.step += 1
+        self.logger.log(self.step, metrics)
+        return metrics
+
+    def train(self, steps: int | None = None, eval_fn: Callable[["Trainer"], dict[str, float]] | None = None) -> list[dict[str, float]]:
+        """Run until ``cfg.steps`` (or ``steps`` more). Ctrl-C writes a checkpoint, then re-raises."""
+        target = self.cfg.steps if steps is None else self.step + steps
+        history = []
+        bar = None
+        if self.cfg.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=target, initial=self.step, desc=f"{self.cfg.algo} {self.cfg.env_id}", unit="step")
+        try:
+            while self.step < target:
+                m = self.train_step()
+                history.append(m)
+                if eval_fn is not None and self.cfg.eval_every and self.step % self.cfg.eval_every == 0:
+                    em = eval_fn(self)
+                    self.logger.log(self.step, em)
+                if self.cfg.checkpoint_every and self.step % self.cfg.checkpoint_every == 0:
+                    self.save()
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(
+                        success=f"{m['charts/success']:.2f}", turns=f"{m['charts/turns']:.1f}", gn=f"{m['losses/grad_norm']:.2f}"
+                    )
+        except KeyboardInterrupt:
+            path = self.save()
+            print(f"\ninterrupted: checkpoint written to {path}; continue with --resume")
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+        if not self.cfg.checkpoint_every or self.step % self.cfg.checkpoint_every:
+            self.save()
+        self.logger.plot()
+        return history
+
+    # ------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "config": self.cfg.to_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "value_head": None if self.value_head is None else self.value_head.state_dict(),
+            # The KL reference is the initial model. Small ones travel with the checkpoint;
+            # large ones are rebuilt from cfg.model on resume.
+            "ref_model": self.ref_model.state_dict()
+            if self.ref_model is not None and sum(p.numel() for p in self.ref_model.parameters()) <= REF_IN_CHECKPOINT_MAX
+            else None,
+            "torch_rng": torch.get_rng_state(),
+            "numpy_rng": np.random.get_state(),
+            "python_rng": random.getstate(),
+        }
+
+    def save(self) -> Path:
+        """Write a checkpoint of the current step (refuses if any weight is NaN/inf)."""
+        assert_finite_state(self.model.state_dict(), "model")
+        if self.value_head is not None:
+            assert_finite_state(self.value_head.state_dict(), "value head")
+        return save_checkpoint(self.ckpt_dir, self.step, self.pm.save, self.state_dict(), keep=self.cfg.keep_checkpoints)
+
+    def resume(self, path: str | Path | None = None) -> Path:
+        """Load the newest valid checkpoint under ``path`` (default: this run's) and continue from it."""
+        root = Path(path) if path is not None else self.ckpt_dir
+        ckpt = latest_checkpoint(root)
+        if ckpt is None:
+            raise FileNotFoundError(f"no valid checkpoint under {root}; start without --resume")
+        state = load_trainer_state(ckpt)
+        self._load_model_weights(ckpt / "model")
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.ref_model is not None and state.get("ref_model") is not None:
+            self.ref_model.load_state_dict(state["ref_model"])
+        if self.value_head is not None and state.get("value_head") is not None:
+            self.value_head.load_state_dict(state["value_head"])
+        torch.set_rng_state(state["torch_rng"])
+        np.random.set_state(state["numpy_rng"])
+        random.setstate(state["python_rng"])
+        self.step = int(state["step"])
+        self.logger.truncate(self.step)
+        return ckpt
+
+    def _load_model_weights(self, model_dir: Path) -> None:
+        loaded = load_policy_model(str(model_dir), device=self.cfg.device) if not hasattr(self.pm, "load_weights") else None
+        if loaded is None:
+            self.pm.load_weights(str(model_dir))  # type: ignore[attr-defined]
+            return
+        sd = loaded.model.state_dict()
+        missing = self.model.load_state_dict(sd, strict=False)
+        if missing.missing_keys:
+            warnings.warn(f"checkpoint lacks {len(missing.missing_keys)} weights, e.g. {missing.missing_keys[:3]}")
+
+    # ------------------------------------------------------------ eval
+    def evaluate(self, split: str | None = None, episodes: int | None = None, temperature: float = 0.0) -> dict[str, float]:
+        return evaluate(
+            self.pm,
+            self.cfg.env_id,
+            split=split if split is not None else self.cfg.eval_split,
+            episodes=episodes or self.cfg.eval_episodes,
+            env_kwargs=self.cfg.env_kwargs,
+            max_new_tokens=self.cfg.max_new_tokens,
+            temperature=temperature,
+            max_turns=self.cfg.max_turns,
+            policy=self.base_policy,
+        )
+
+
+def evaluate(
+    pm: PolicyModel,
+    env_id: str,
+    *,
+    split: str | None = "valid_seen",
+    episodes: int = 32,
+    env_kwargs: dict | None = None,
+    max_new_tokens: int = 64,
+    temperature: float = 0.0,
+    seed: int = 0,
+    batch: int = 16,
+    max_turns: int | None = None,
+    policy: LLMPolicy | None = None,
+) -> dict[str, float]:
+    """Success on a fixed held-out set: episodes reset with seeds ``0 .. episodes-1`` of ``split``.
+
+    Uses the unwrapped policy (no TTI / TDS), greedy by default, so two evaluations of the
+    same weights give the same figures.
+    """
+    policy = policy or pm.make_policy()
+    batch = max(1, min(batch, episodes))
+    envs = make_group_envs(env_id, batch, **(env_kwargs or {}))
+    options = {"split": split} if split else {}
+    trajs = []
+    was_training = pm.model.training
+    pm.model.eval()
+    try:
+        with torch.no_grad():
+            for k in range(0, episodes, batch):
+                n = min(batch, episodes - k)
+                if n != envs.num_envs:
+                    envs.close()
+                    envs = make_group_envs(env_id, n, **(env_kwargs or {}))
+                r = collect_rollouts(
+                    envs,
+                    policy,
+                    n_tasks=n,
+                    group_size=1,
+                    seeds=list(range(seed + k, seed + k + n)),
+                    sampling=SamplingConfig(temperature=temperature, max_new_tokens=max_new_tokens, seed=seed),
+                    reset_options=options,
+                    episode_prefix=f"eval{k}",
+                    max_turns=max_turns,
+                )
+                trajs.extend(r.trajectories)
+    finally:
+        envs.close()
+        pm.model.train(was_training)
+    stats = Rollout(trajs).stats()
+    return {
+        "eval/success": stats["charts/success"],
+        "eval/task_score": stats["charts/task_score"],
+        "eval/turns": stats["charts/turns"],
+        "eval/response_tokens": stats["charts/response_tokens"],
+        "eval/format_valid": stats["charts/format_valid"],
+        "eval/action_valid": stats["charts/action_valid"],
+        "eval/episodes": float(len(trajs)),
+    }

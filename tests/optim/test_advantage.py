@@ -1,0 +1,102 @@
+"""Estimators against hand-computed values."""
+
+import pytest
+import torch
+
+from optim import advantage as adv
+
+
+def close(a, b, tol=1e-4):
+    return torch.allclose(torch.as_tensor(a, dtype=torch.float32), torch.tensor(b, dtype=torch.float32), atol=tol)
+
+
+def test_group_normalize_hand_example():
+    v = torch.tensor([1.0, 0.0, 0.0, 1.0, 5.0])
+    g = torch.tensor([0, 0, 0, 0, 7])
+    # group 0: mean 0.5, population std 0.5 -> +-1; group 7 has one member -> 0
+    assert close(adv.group_normalize(v, g, "mean_std_norm"), [1, -1, -1, 1, 0])
+    assert close(adv.group_normalize(v, g, "mean_norm"), [0.5, -0.5, -0.5, 0.5, 0])
+
+
+def test_all_equal_and_singletons_give_zero_not_nan():
+    out = adv.group_normalize(torch.tensor([2.0, 2.0, 2.0, 3.0]), torch.tensor([0, 0, 0, 1]), "mean_std_norm")
+    assert torch.isfinite(out).all() and close(out, [0, 0, 0, 0])
+    assert adv.group_normalize(torch.zeros(0), torch.zeros(0, dtype=torch.long)).numel() == 0
+
+
+def test_bad_mode_is_a_clear_error():
+    with pytest.raises(ValueError, match="mean_norm"):
+        adv.group_normalize(torch.ones(2), torch.zeros(2), "zscore")
+
+
+def test_discounted_returns():
+    assert close(adv.discounted_returns(torch.tensor([0.0, 0.0, 1.0]), 0.95), [0.9025, 0.95, 1.0])
+    assert close(adv.discounted_returns(torch.tensor([1.0, -0.1]), 0.5), [0.95, -0.1])
+    with pytest.raises(ValueError):
+        adv.discounted_returns(torch.ones(2), 1.5)
+
+
+def test_gae_hand_example():
+    # t=1: delta = 1 + 0 - 0.2 = 0.8 -> A1 = 0.8
+    # t=0: delta = 0 + 0.9*0.2 - 0.5 = -0.32 -> A0 = -0.32 + 0.9*0.8*0.8 = 0.256
+    a, r = adv.gae(torch.tensor([0.0, 1.0]), torch.tensor([0.5, 0.2]), 0.9, 0.8)
+    assert close(a, [0.256, 0.8]) and close(r, [0.756, 1.0])
+    # bootstrapping a truncated episode from last_value
+    a, _ = adv.gae(torch.tensor([0.0]), torch.tensor([0.5]), 0.9, 0.8, last_value=1.0)
+    assert close(a, [0.4])
+
+
+def test_grpo_hand_example():
+    # group 0 returns [1, 0, 0, 0]: mean .25, std sqrt(3)/4 = 0.4330
+    a = adv.grpo_advantages(torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 1.0]), torch.tensor([0, 0, 0, 0, 1, 1]))
+    assert close(a, [0.75 / 0.4330127, -0.25 / 0.4330127, -0.25 / 0.4330127, -0.25 / 0.4330127, 0.0, 0.0])
+
+
+def _gigpo_example():
+    # group 0: e0 rewards [0, 1] anchors a, b ; e1 rewards [0, 0, 0] anchors a, c, b
+    # group 1: e2 rewards [1] anchor a (same text as group 0's a, but another group)
+    gamma = 0.5
+    rewards = [torch.tensor([0.0, 1.0]), torch.tensor([0.0, 0.0, 0.0]), torch.tensor([1.0])]
+    ep_ret = torch.tensor([float(r.sum()) for r in rewards])
+    ep_group = torch.tensor([0, 0, 1])
+    step_ret = torch.cat([adv.discounted_returns(r, gamma) for r in rewards])  # [.5, 1, 0, 0, 0, 1]
+    step_ep = torch.tensor([0, 0, 1, 1, 1, 2])
+    anchors = adv.anchor_group_ids([0, 0, 0, 0, 0, 1], ["a", "b", "a", "c", "b", "a"])
+    return ep_ret, ep_group, step_ret, step_ep, anchors
+
+
+def test_anchor_groups_are_per_task_group():
+    _, _, _, _, anchors = _gigpo_example()
+    assert anchors.tolist() == [0, 1, 0, 2, 1, 3]
+
+
+def test_gigpo_mean_norm_hand_example():
+    ep_ret, ep_group, step_ret, step_ep, anchors = _gigpo_example()
+    assert close(step_ret, [0.5, 1.0, 0.0, 0.0, 0.0, 1.0])
+    # A_E: e0 +.5, e1 -.5, e2 0 (singleton group)
+    # A_S: (0,a): .5 vs 0 -> +.25/-.25 ; (0,b): 1 vs 0 -> +.5/-.5 ; (0,c), (1,a) singletons -> 0
+    a = adv.gigpo_advantages(ep_ret, ep_group, step_ret, step_ep, anchors, mode="mean_norm", step_weight=1.0)
+    assert close(a, [0.75, 1.0, -0.75, -0.5, -1.0, 0.0])
+
+
+def test_gigpo_mean_std_norm_and_step_weight():
+    ep_ret, ep_group, step_ret, step_ep, anchors = _gigpo_example()
+    # every non-singleton group has two distinct values -> +-1; w = 0.5
+    a = adv.gigpo_advantages(ep_ret, ep_group, step_ret, step_ep, anchors, mode="mean_std_norm", step_weight=0.5)
+    assert close(a, [1.5, 1.5, -1.5, -1.0, -1.5, 0.0])
+
+
+def test_t2po_is_gigpo_on_shaped_rewards():
+    r = adv.shape_rewards(
+        torch.tensor([0.0, 1.0, 0.0]),
+        action_valid=torch.tensor([1.0, 1.0, 0.0]),
+        format_valid=torch.tensor([1.0, 1.0, 0.0]),
+        invalid_action_penalty=0.1,
+        format_penalty=0.1,
+    )
+    assert close(r, [0.0, 1.0, -0.2])
+    ep_ret, ep_group, step_ret, step_ep, anchors = _gigpo_example()
+    assert torch.equal(
+        adv.t2po_advantages(ep_ret, ep_group, step_ret, step_ep, anchors),
+        adv.gigpo_advantages(ep_ret, ep_group, step_ret, step_ep, anchors),
+    )
