@@ -85,6 +85,10 @@ def fuzzy_score(a: str, b: str) -> int:
 
 @lru_cache(maxsize=1)
 def _spacy_nlp():
+    import importlib.util
+
+    if importlib.util.find_spec("en_core_web_sm") is None:  # skip the slow spaCy import
+        return None
     try:
         import spacy
 
