@@ -153,7 +153,7 @@ def test_raw_mode_and_render(env):
     e = SearchQAEnv(observation_mode="raw", render_mode="ansi", **WORLD)
     obs, info = e.reset(seed=8)
     assert obs == f"Question: {info['task']}" == info["anchor"] == e.render()
-    assert info["admissible_actions"] == []
+    assert info["admissible_actions"] == ["<search> query </search>", "<answer> answer </answer>"]
 
 
 def test_loaded_data_files(tmp_path):
@@ -185,3 +185,13 @@ def test_env_var_and_bad_arguments(tmp_path, monkeypatch):
     bad.write_text("x")
     with pytest.raises(ValueError, match="unknown QA format"):
         SearchQAEnv(corpus_path=tmp_path / "c.jsonl", qa_path=bad)
+
+
+def test_cli_play_agents(capsys):
+    from t2po_gym.cli import play_scripted
+
+    kw = dict(WORLD, split="test")
+    oracle = play_scripted("T2PO/SearchQA-v0", "oracle", 20, env_kwargs=kw)
+    assert oracle["success_rate"] >= 0.95 and oracle["mean_turns"] >= 2
+    rand = play_scripted("T2PO/SearchQA-v0", "random", 20, env_kwargs=kw)
+    assert rand["success_rate"] <= 0.2 and rand["mean_turns"] >= 1

@@ -28,9 +28,11 @@ from t2po_gym.search.base import Retriever
 from t2po_gym.search.remote import RetrieverUnavailableError
 from t2po_gym.text_env import TextEnv, Transition
 
-__all__ = ["SearchQAEnv", "load_searchqa_data", "SEARCH_TAG", "ANSWER_TAG"]
+__all__ = ["SearchQAEnv", "load_searchqa_data", "SEARCH_TAG", "ANSWER_TAG", "ACTION_FORMS"]
 
 SEARCH_TAG, ANSWER_TAG = "search", "answer"
+#: ``info["admissible_actions"]`` while an episode runs: the two response forms.
+ACTION_FORMS = ("<search> query </search>", "<answer> answer </answer>")
 
 
 def load_searchqa_data(
@@ -120,6 +122,9 @@ class SearchQAEnv(TextEnv):
     :meth:`oracle_action` returns a bare ``<search>...</search>`` or ``<answer>...</answer>``;
     prefix it with a think block (``"<think>...</think>" + env.oracle_action()``) to make a
     valid strict response.
+
+    ``info["admissible_actions"]`` lists the two forms (:data:`ACTION_FORMS`), not concrete
+    commands: any non-empty query or answer is admissible.
 
     ## Observation Space
     ``UnicodeText``. Mode ``"prompt"`` (default): the agent prompt with the question, the last
@@ -256,7 +261,9 @@ class SearchQAEnv(TextEnv):
         return f"Question: {item.question}", item.question
 
     def _admissible_actions(self) -> list[str]:
-        return []  # free text: any <search> query or <answer>
+        # Free text: any query or answer is admissible. These two entries describe the forms
+        # (and give a random agent something valid to do); they are not shown in the prompt.
+        return list(ACTION_FORMS)
 
     def _parse(self, response: str) -> ParsedResponse:
         has_s = f"<{SEARCH_TAG}>" in response or f"</{SEARCH_TAG}>" in response
