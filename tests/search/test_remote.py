@@ -142,3 +142,34 @@ def test_env_truncates_when_server_is_down():
     assert "unreachable" in info["retriever_error"] and "Search failed" in env._raw_obs
     with pytest.raises(RuntimeError, match="reset"):
         env.step("<think>t</think><answer>x</answer>")
+
+
+def test_serve_retriever_cli_subprocess(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    port = _free_port()
+    env = dict(os.environ, T2PO_CACHE=str(tmp_path))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "t2po_gym.cli", "serve-retriever", "--port", str(port),
+         "--world-passages", "300"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/health", timeout=1) as r:
+                    health = json.loads(r.read())
+                break
+            except OSError:
+                assert proc.poll() is None, proc.stdout.read().decode()
+                assert time.monotonic() < deadline, "server did not start"
+                time.sleep(0.2)
+        assert health["backend"] == "tantivy" and health["documents"] >= 300
+        out = _post(url + "/retrieve", {"queries": ["city population"], "topk": 3, "return_scores": True})
+        assert len(out["result"][0]) == 3
+        assert "\n" in out["result"][0][0]["document"]["contents"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
