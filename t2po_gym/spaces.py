@@ -65,3 +65,74 @@ class UnicodeText(Text):
 
     __hash__ = None  # type: ignore[assignment]
 
+
+
+# --- AsyncVectorEnv shared memory -------------------------------------------------------
+# Gymnasium's AsyncVectorEnv reads its shared observation buffer once, at construction,
+# and afterwards returns (a deep copy of) that object. That works for numpy views, but a
+# tuple of str is frozen at construction: Text observations come back as padding
+# (measured). UnicodeText's codec stores code points (-1 pads) and reads them back as a
+# live view whose deep copy decodes the current buffer, so make_vec(..., "async") works
+# with its default shared_memory=True and copy=True.
+from collections.abc import Sequence as _Sequence  # noqa: E402
+
+from gymnasium.vector.utils import shared_memory as _shm  # noqa: E402
+
+
+class LiveTextBatch(_Sequence):
+    """A read-only view of ``n`` texts in shared memory; ``copy.deepcopy`` gives a tuple."""
+
+    def __init__(self, buffer, n: int, max_length: int):
+        self._buffer, self._n, self._max = buffer, n, max_length
+
+    def _rows(self) -> np.ndarray:
+        return np.frombuffer(self._buffer.get_obj(), dtype=np.int32).reshape((self._n, self._max))
+
+    @staticmethod
+    def _decode(row: np.ndarray) -> str:
+        stop = np.flatnonzero(row < 0)
+        row = row[: stop[0]] if stop.size else row
+        return "".join(map(chr, row.tolist()))
+
+    def __getitem__(self, i):
+        rows = self._rows()
+        if isinstance(i, slice):
+            return tuple(self._decode(r) for r in rows[i])
+        return self._decode(rows[i])
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __deepcopy__(self, memo) -> tuple[str, ...]:
+        return tuple(self)
+
+    def __eq__(self, other: object) -> bool:
+        return tuple(self) == (tuple(other) if isinstance(other, _Sequence) else other)
+
+    def __repr__(self) -> str:
+        return f"LiveTextBatch({tuple(self)!r})"
+
+
+@_shm.create_shared_memory.register(UnicodeText)
+def _create_unicode_text_shm(space: UnicodeText, n: int = 1, ctx=None):
+    import multiprocessing as mp
+
+    ctx = ctx or mp
+    buf = ctx.Array(np.dtype(np.int32).char, n * space.max_length)
+    np.frombuffer(buf.get_obj(), dtype=np.int32)[:] = -1
+    return buf
+
+
+@_shm.read_from_shared_memory.register(UnicodeText)
+def _read_unicode_text_shm(space: UnicodeText, shared_memory, n: int = 1) -> LiveTextBatch:
+    return LiveTextBatch(shared_memory, n, space.max_length)
+
+
+@_shm.write_to_shared_memory.register(UnicodeText)
+def _write_unicode_text_shm(space: UnicodeText, index: int, value: str, shared_memory) -> None:
+    size = space.max_length
+    dest = np.frombuffer(shared_memory.get_obj(), dtype=np.int32)[index * size : (index + 1) * size]
+    codes = np.fromiter((ord(c) for c in value[:size]), dtype=np.int32, count=min(len(value), size))
+    dest[: codes.size] = codes
+    if codes.size < size:
+        dest[codes.size :] = -1
