@@ -68,12 +68,13 @@ class HFPolicyModel:
     def make_policy(self, **kwargs: Any) -> LLMPolicy:
         from t2po_gym.policies.hf import HFPolicy
 
+        kwargs.setdefault("truncate_prompt", True)
         return HFPolicy(self.model, self.tokenizer, device=self.device, **kwargs)
 
-    def encode_prompt(self, text: str) -> list[int]:
-        policy = self._policy or self.make_policy()
-        self._policy = policy
-        return list(policy.encode_prompts([text])[0])
+    def encode_prompt(self, text: str, max_new_tokens: int = 64) -> list[int]:
+        if self._policy is None:
+            self._policy = self.make_policy()
+        return list(self._policy.encode_prompt(text, max_new_tokens))
 
     def encode_response(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
