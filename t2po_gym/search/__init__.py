@@ -1,7 +1,8 @@
 """BM25 and dense retrievers shared by WebShop and Search-QA (see :mod:`t2po_gym.search.base`).
 
 Backends are imported lazily on first attribute access, so ``import t2po_gym.search`` stays cheap:
-``TantivyRetriever`` (default, embedded), ``LuceneRetriever`` (``lucene`` extra).
+``TantivyRetriever`` (default, embedded), ``LuceneRetriever`` (``lucene`` extra),
+``DenseRetriever`` (MiniLM), ``RemoteRetriever`` (Search-R1's HTTP ``/retrieve``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ _LAZY = {
     "LuceneUnavailableError": "t2po_gym.search.lucene_engine",
     "lucene_retriever": "t2po_gym.search.lucene_engine",
     "ensure_pyserini": "t2po_gym.search.lucene_engine",
+    "DenseRetriever": "t2po_gym.search.dense",
+    "dense_retriever": "t2po_gym.search.dense",
+    "RemoteRetriever": "t2po_gym.search.remote",
+    "RetrieverUnavailableError": "t2po_gym.search.remote",
+    "serve": "t2po_gym.search.remote",
 }
 
 __all__ = [
