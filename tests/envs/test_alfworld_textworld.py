@@ -92,3 +92,26 @@ def test_textworld_engine_through_the_env():
     assert a[4]["won"] and a[1] == 1.0
     env.close()
     ref.close()
+
+
+def test_real_game_files_from_alfworld_data(tmp_path, monkeypatch):
+    """ALFWorld's on-disk layout under $ALFWORLD_DATA is picked up by engine='textworld'."""
+    from t2po_gym.envs.alfworld import ALFWorldEnv
+
+    root = tmp_path / "alfworld"
+    games = [generate_game("valid_seen", i) for i in range(3)]
+    for i, g in enumerate(games):
+        export_game(g, root / "json_2.1.1" / "valid_seen" / f"task_{i}" / "trial_0")
+    # an unsolvable file and a corrupt file are skipped, as ALFWorld does
+    bad = root / "json_2.1.1" / "valid_seen" / "task_bad" / "trial_0"
+    bad.mkdir(parents=True)
+    (bad / "game.tw-pddl").write_text("{not json")
+    monkeypatch.setenv("ALFWORLD_DATA", str(root))
+    env = ALFWorldEnv(engine="textworld", split="valid_seen", observation_mode="raw")
+    assert env.num_games == 3
+    obs, info = env.reset(options={"game": 1})
+    assert info["task"] == games[1].task.description
+    for cmd in games[1].walkthrough:
+        obs, r, term, trunc, info = env.step(f"<think>t</think><action>{cmd}</action>")
+    assert term and info["won"] and r == 1.0
+    env.close()

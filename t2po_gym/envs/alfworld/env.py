@@ -16,6 +16,22 @@ from t2po_gym.text_env import TextEnv, Transition
 __all__ = ["ALFWorldEnv"]
 
 
+def _real_games(split: str) -> list[str]:
+    """Real ALFWorld games of ``split`` under ``$ALFWORLD_DATA`` (json_2.1.1/<split> or <split>)."""
+    import os
+
+    from t2po_gym.envs.alfworld.textworld_engine import find_alfworld_games
+
+    root = os.environ.get("ALFWORLD_DATA")
+    if not root:
+        return []
+    for sub in (Path(root) / "json_2.1.1" / split, Path(root) / split):
+        games = find_alfworld_games(sub)
+        if games:
+            return [str(g) for g in games]
+    return []
+
+
 class ALFWorldEnv(TextEnv):
     """Household tasks in ALFWorld's text world, played by an LLM agent.
 
@@ -70,6 +86,9 @@ class ALFWorldEnv(TextEnv):
     * ``engine``: ``"native"`` (default, fast) or ``"textworld"`` (reference).
     * ``num_games``: use only the first ``num_games`` games of the split.
     * ``game_files``: real ALFWorld ``game.tw-pddl`` files (implies ``engine="textworld"``).
+      With ``engine="textworld"`` and no ``game_files``, the games of the split under
+      ``$ALFWORLD_DATA/json_2.1.1/<split>`` (ALFWorld's layout) are used when present,
+      generated games otherwise.
     * ``observation_mode``, ``history_length``, ``strict_format``, ``max_turns``,
       ``render_mode``: see :class:`~t2po_gym.text_env.TextEnv`.
 
@@ -111,6 +130,9 @@ class ALFWorldEnv(TextEnv):
             engine = "textworld"
             if not game_files:
                 raise ValueError("game_files is empty")
+        elif engine == "textworld":
+            # Real ALFWorld games under $ALFWORLD_DATA take precedence over generated ones.
+            game_files = _real_games(split) or None
         self.split = split
         self.engine = engine
         self.game_files = [str(p) for p in game_files] if game_files else None
