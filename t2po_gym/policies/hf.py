@@ -219,7 +219,7 @@ class HFPolicy:
         """
         import torch
 
-        from t2po_gym.wrappers.uncertainty import SignalTracker, token_stats
+        from t2po_gym.wrappers.uncertainty import SignalTracker, packed_token_stats, unpack_token_stats
 
         prompts = check_prompts(prompts)
         sampling = sampling or SamplingConfig()
@@ -296,26 +296,29 @@ class HFPolicy:
                 y = sample_next(scores, sampling.temperature, sampling.top_k, sampling.top_p, gen)
                 m = None
                 if tracker is not None:
-                    h, c, lpmax = token_stats(logp)
-                    st = torch.stack((h, c, lpmax)).cpu().numpy().astype(np.float64)
-                    m = tracker.update(st[0], st[1], st[2])
+                    st = packed_token_stats(logp).cpu().numpy().astype(np.float64)
+                    m = tracker.update(*unpack_token_stats(st))
+                    m_list = m.tolist()
                 y_list = y.tolist()
                 sampled_think = thinking & alive & (force_at < 0)  # not a forced token
                 think_count += sampled_think
                 if controller is not None:
                     fire = controller.step(m, sampled_think & (fired_at < 0), think_count)
-                    fire = np.asarray(fire, dtype=bool) & alive & (fired_at < 0)
-                    for b in np.flatnonzero(fire):
+                    fire = np.asarray(fire, dtype=bool)
+                    for b in np.flatnonzero(fire) if fire.any() else ():
+                        if not alive[b] or fired_at[b] >= 0:
+                            continue
                         fired_at[b] = len(toks[b])
                         force_at[b] = 0
                         think_count[b] -= 1  # that token is replaced: not a sampled think token
                 forcing = force_at >= 0
-                for b in np.flatnonzero(forcing):
+                any_forcing = bool(forcing.any())
+                for b in np.flatnonzero(forcing) if any_forcing else ():
                     y_list[b] = forced[force_at[b]]
                     force_at[b] += 1
                     if force_at[b] >= len(forced):
                         force_at[b] = -2  # all forced tokens emitted
-                if forcing.any():
+                if any_forcing:
                     y = torch.tensor(y_list, dtype=torch.long, device=dev)
                 tok_lp = logp.gather(1, y[:, None]).squeeze(1).tolist()
                 for b in np.flatnonzero(alive):
@@ -324,7 +327,7 @@ class HFPolicy:
                     lps[b].append(tok_lp[b])
                     fmask[b].append(int(forcing[b]))
                     if m is not None:
-                        sigs[b].append(float(m[b]))
+                        sigs[b].append(m_list[b])
                     if t in eos:
                         finish[b] = "eos"
                         alive[b] = False

@@ -89,28 +89,31 @@ class ThinkController:
         return self.config.forced_text
 
     def begin(self, batch_size: int) -> None:
+        w = self.config.window + 1
         self.prev = np.full(batch_size, np.nan)
-        self.buf = np.full((batch_size, self.config.window + 1), np.inf)
+        self.buf = np.full((batch_size, w), np.inf)
         self.streak = np.zeros(batch_size, dtype=np.int64)
         self.fired = np.zeros(batch_size, dtype=bool)
-        self._rows = np.arange(batch_size)
+        self._row0 = np.arange(batch_size) * w  # flat index of each row's first slot
+        self._flat = self.buf.reshape(-1)  # a view: writes go to buf
 
     def step(self, signal: np.ndarray, thinking: np.ndarray, think_count: np.ndarray) -> np.ndarray:
         """Update with this step's M_t; return the sequences whose token must be replaced.
 
         ``thinking``: the token is a sampled think token; ``think_count``: sampled think
         tokens so far, this one included (so firing keeps ``think_count - 1`` of them).
+        A few vector operations on ``[B]`` arrays, whatever B.
         """
         cfg = self.config
         active = thinking & ~self.fired
+        # D is undefined (NaN, never "flat") for the first think token: prev is NaN then
         d = np.abs(signal - self.prev)
-        d[~(think_count > 1) | np.isnan(d)] = np.inf  # no D for the first think token
         self.prev = np.where(thinking, signal, self.prev)
         if cfg.rule == "window":
-            slot = think_count % (cfg.window + 1)
-            cur = self.buf[self._rows, slot]
-            self.buf[self._rows, slot] = np.where(active, d, cur)
-            flat = self.buf.mean(axis=1) < cfg.epsilon
+            idx = self._row0 + think_count % (cfg.window + 1)
+            self._flat[idx] = np.where(active, d, self._flat[idx])
+            # NaN and inf in the window make the mean NaN/inf: not flat
+            flat = self.buf.sum(axis=1) < cfg.epsilon * (cfg.window + 1)
         else:
             self.streak = np.where(active & (d <= cfg.patience_threshold), self.streak + 1, 0)
             flat = self.streak >= cfg.patience

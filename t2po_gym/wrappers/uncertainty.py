@@ -45,6 +45,8 @@ __all__ = [
     "entropy",
     "topj_confidence",
     "token_stats",
+    "packed_token_stats",
+    "unpack_token_stats",
     "topk_entropy",
     "topk_token_stats",
     "minmax_normalise",
@@ -88,6 +90,25 @@ def token_stats(logprobs, j: int = DEEPCONF_J):
     """(H, C, log p_max) for normalised log-probs ``[B, V]`` in one pass, each ``[B]``."""
     top = logprobs.topk(min(j, logprobs.shape[-1]), dim=-1).values
     return entropy(logprobs), -top.mean(-1), top[..., 0]
+
+
+def packed_token_stats(logprobs, j: int = DEEPCONF_J):
+    """``[B, 1 + j]``: column 0 is H, the rest the top-j log-probs (unsorted).
+
+    The decode loop's fast path: four small torch ops, one device->host copy; the
+    host then takes C = -mean(top-j) and log p_max = max(top-j) with numpy
+    (:func:`unpack_token_stats`).
+    """
+    import torch
+
+    top = logprobs.topk(min(j, logprobs.shape[-1]), dim=-1, sorted=False).values
+    return torch.cat((entropy(logprobs)[:, None], top), dim=1)
+
+
+def unpack_token_stats(packed: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(H, C, log p_max) ``[B]`` each, from :func:`packed_token_stats` moved to numpy."""
+    top = packed[:, 1:]
+    return packed[:, 0], -top.mean(axis=1), top.max(axis=1)
 
 
 def topk_entropy(top_logprobs):
@@ -171,14 +192,16 @@ class SignalTracker:
     def __post_init__(self) -> None:
         if self.kind not in ("paper", "reference"):
             raise ValueError(f"unknown signal {self.kind!r}: use 'paper' or 'reference'")
-        self.lo = np.full((self.batch_size, 2), np.inf)
-        self.hi = np.full((self.batch_size, 2), -np.inf)
+        self.lo = np.full((2, self.batch_size), np.inf)
+        self.hi = np.full((2, self.batch_size), -np.inf)
+        self._w = np.array([self.alpha, -(1.0 - self.alpha)])
 
     def update(self, h: np.ndarray, c: np.ndarray, logp_max: np.ndarray) -> np.ndarray:
         if self.kind == "reference":
             return reference_combine(h, logp_max, self.vocab_size, self.a)
-        x = np.stack([h, c], axis=-1)
+        x = np.stack((h, c))
         np.minimum(self.lo, x, out=self.lo)
         np.maximum(self.hi, x, out=self.hi)
-        xn = minmax_normalise(x, self.lo, self.hi)
-        return paper_combine(xn[:, 0], xn[:, 1], self.alpha)
+        xn = (x - self.lo) / np.maximum(self.hi - self.lo, _TINY)
+        # alpha * H~ + (1 - alpha) * (1 - C~) as one dot product
+        return self._w @ xn + (1.0 - self.alpha)

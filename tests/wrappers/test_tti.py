@@ -66,7 +66,7 @@ def test_window_rule_fires_exactly_when_rule_says(scripted, tiny):
     assert g.token_ids[want : want + len(forced)] == forced
     assert g.forced_mask == [0] * want + [1] * len(forced) + [0] * (len(g.token_ids) - want - len(forced))
     assert "</think>\n<action>" in g.text
-    np.testing.assert_allclose(g.signal, m[: len(g.signal)], atol=1e-6)
+    np.testing.assert_allclose(g.signal, m[: len(g.signal)], atol=1e-3)  # float32 stats, float64 min-max
 
 
 def test_not_before_min_think_tokens(scripted, tiny):
