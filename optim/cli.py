@@ -1,0 +1,184 @@
+"""``t2po sft``, ``t2po train`` and ``t2po eval``, contributed to the ``t2po`` command.
+
+``t2po train`` with no ``--env`` runs the embedded CPU demo (the README's main job):
+ALFWorld, a small from-scratch model warm-started by ``sft``, T2PO with TTI and TDS,
+a before/after evaluation table and PNG curves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register_cli", "main"]
+
+
+def _json_arg(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("expected a JSON object, e.g. '{\"history_length\": 1}'")
+    return value
+
+
+def _set_arg(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"--set expects key=value, got {text!r}")
+    key, raw = text.split("=", 1)
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    return key.strip(), value
+
+
+def register_cli(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``sft``, ``train`` and ``eval`` sub-commands."""
+    p = subparsers.add_parser("train", help="train a policy with t2po / gigpo / grpo / ppo (no --env: the CPU demo)")
+    p.add_argument("--env", default=None, help="env id, e.g. T2PO/ALFWorld-v0 (omit for the embedded demo)")
+    p.add_argument("--algo", default="t2po", choices=["t2po", "gigpo", "grpo", "ppo"])
+    p.add_argument("--model", default="tiny", help="tiny, a checkpoint directory, or a local Hugging Face model path")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--n-tasks", type=int, default=None)
+    p.add_argument("--group-size", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--lora-rank", type=int, default=None)
+    p.add_argument("--max-turns", type=int, default=None)
+    p.add_argument("--max-new-tokens", type=int, default=None)
+    p.add_argument("--env-kwargs", type=_json_arg, default=None, help="JSON kwargs for gym.make_vec")
+    p.add_argument("--set", type=_set_arg, action="append", default=[], metavar="KEY=VALUE",
+                   help="any TrainConfig field, e.g. --set kl_coef=0 --set tti=false")
+    p.add_argument("--out", default=None, help="run directory (metrics, curves, checkpoints)")
+    p.add_argument("--resume", action="store_true", help="continue from the newest valid checkpoint in --out")
+    p.add_argument("--eval-episodes", type=int, default=None)
+    p.add_argument("--budget-min", type=float, default=15.0, help="demo only: wall-clock budget in minutes")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_train)
+
+    s = subparsers.add_parser("sft", help="behaviour cloning on expert trajectories (cold start)")
+    s.add_argument("--env", default="T2PO/ALFWorld-v0")
+    s.add_argument("--model", default="demo", help="demo (build the small ALFWorld model), tiny, or a model path")
+    s.add_argument("--episodes", type=int, default=400, help="expert episodes to record")
+    s.add_argument("--split", default="train")
+    s.add_argument("--steps", type=int, default=300)
+    s.add_argument("--batch-size", type=int, default=16)
+    s.add_argument("--lr", type=float, default=3e-3)
+    s.add_argument("--env-kwargs", type=_json_arg, default=None)
+    s.add_argument("--device", default="cpu")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", required=True, help="directory for the fine-tuned model")
+    s.set_defaults(func=_cmd_sft)
+
+    e = subparsers.add_parser("eval", help="success of a checkpoint on a fixed held-out set")
+    e.add_argument("--env", default=None, help="env id (default: the one the checkpoint was trained on)")
+    e.add_argument("--checkpoint", required=True, help="a run directory, checkpoint directory or model directory")
+    e.add_argument("--split", default="valid_seen")
+    e.add_argument("--episodes", type=int, default=64)
+    e.add_argument("--temperature", type=float, default=0.0)
+    e.add_argument("--max-new-tokens", type=int, default=None)
+    e.add_argument("--env-kwargs", type=_json_arg, default=None)
+    e.add_argument("--device", default="cpu")
+    e.set_defaults(func=_cmd_eval)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    if args.env is None:
+        from optim.demo import run_demo
+
+        run_demo(out_dir=args.out or "runs/demo", budget_min=args.budget_min, seed=args.seed, resume=args.resume)
+        return 0
+    from optim.config import preset
+    from optim.trainer import Trainer
+
+    overrides: dict[str, Any] = {"env_id": args.env, "model": args.model, "device": args.device, "seed": args.seed}
+    for key, attr in [("steps", "steps"), ("n_tasks", "n_tasks"), ("group_size", "group_size"), ("lr", "lr"),
+                      ("lora_rank", "lora_rank"), ("max_turns", "max_turns"), ("max_new_tokens", "max_new_tokens"),
+                      ("env_kwargs", "env_kwargs"), ("eval_episodes", "eval_episodes")]:
+        value = getattr(args, attr)
+        if value is not None:
+            overrides[key] = value
+    overrides["out_dir"] = args.out or f"runs/{args.algo}-{args.env.split('/')[-1]}"
+    if not args.env.startswith("T2PO/ALFWorld"):
+        overrides.setdefault("train_split", None)
+        overrides.setdefault("eval_split", None)
+    overrides.update(dict(args.set))
+    cfg = preset(args.algo, **overrides)
+    trainer = Trainer(cfg)
+    if args.resume:
+        ckpt = trainer.resume()
+        print(f"resumed from {ckpt} at step {trainer.step}")
+    try:
+        trainer.train()
+    except KeyboardInterrupt:
+        return 130
+    print(f"done: {trainer.step} steps; metrics in {cfg.out_dir}/metrics.jsonl, curves in {cfg.out_dir}/curves.png")
+    return 0
+
+
+def _cmd_sft(args: argparse.Namespace) -> int:
+    from optim.models import load_policy_model
+    from optim.sft import collect_expert_examples, train_sft
+
+    examples, stats = collect_expert_examples(
+        args.env, args.episodes, split=args.split, seed=args.seed, env_kwargs=args.env_kwargs
+    )
+    print(f"{len(examples)} expert turns from {args.episodes} episodes (expert success {stats['expert_success']:.2f})")
+    if args.model == "demo":
+        from optim.demo import DemoModelConfig, build_demo_model
+
+        pm = build_demo_model(None, DemoModelConfig(seed=args.seed), examples=examples)
+    else:
+        pm = load_policy_model(args.model, device=args.device, seed=args.seed)
+    m = train_sft(pm, examples, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                  device=args.device, progress=True)
+    pm.save(args.out)
+    print(json.dumps({"out": args.out, **m}))
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from optim.checkpoint import STATE, latest_checkpoint, load_trainer_state
+    from optim.models import load_policy_model
+    from optim.trainer import evaluate
+
+    env_id, env_kwargs, max_new, max_turns = args.env, args.env_kwargs, args.max_new_tokens, None
+    root = Path(args.checkpoint)
+    ckpt = latest_checkpoint(root / "checkpoints") if (root / "checkpoints").is_dir() else None
+    ckpt = ckpt or (latest_checkpoint(root) if root.is_dir() and not (root / "config.json").exists() else None)
+    if ckpt is not None and (ckpt / STATE).exists():
+        cfg = load_trainer_state(ckpt)["config"]
+        env_id = env_id or cfg["env_id"]
+        env_kwargs = env_kwargs if env_kwargs is not None else cfg.get("env_kwargs")
+        max_new = max_new or cfg.get("max_new_tokens")
+        max_turns = cfg.get("max_turns")
+        model_dir = str(ckpt / "model")
+    else:
+        model_dir = str(root)
+    if env_id is None:
+        raise SystemExit("--env is required when the checkpoint holds no training config")
+    pm = load_policy_model(model_dir, device=args.device)
+    m = evaluate(pm, env_id, split=args.split, episodes=args.episodes, env_kwargs=env_kwargs,
+                 max_new_tokens=max_new or 64, temperature=args.temperature, max_turns=max_turns)
+    for k, v in m.items():
+        print(f"{k:24s} {v:.3f}")
+    print(json.dumps({"checkpoint": str(ckpt or root), "split": args.split, **m}))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry point (``python -m optim.cli train ...``)."""
+    parser = argparse.ArgumentParser(prog="t2po")
+    sub = parser.add_subparsers(dest="command", required=True)
+    register_cli(sub)
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,314 @@
+"""The CPU demo: a small from-scratch model for ALFWorld, built offline and warm-started by SFT.
+
+``build_demo_model`` trains a byte-level BPE on the text of expert ALFWorld episodes
+(prompts and responses of the train split, so ALFWorld's words are single tokens and a
+prompt is a few hundred tokens), and a randomly initialised ``Qwen2ForCausalLM`` on top
+(hidden 128, 4 layers, about 1M parameters). Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from optim.models import MODEL_MARKER, HFPolicyModel
+from optim.sft import SFTExample, collect_expert_examples
+
+__all__ = ["DemoModelConfig", "build_demo_model", "DEMO_ENV_KWARGS"]
+
+#: How the demo plays ALFWorld: short history, a 15-turn cap (the expert needs 6 on average).
+DEMO_ENV_KWARGS: dict[str, Any] = {"history_length": 1, "max_turns": 15}
+
+PAD, EOS = "<|pad|>", "<|endoftext|>"
+TAGS = ("<think>", "</think>", "<action>", "</action>")
+
+
+@dataclass
+class DemoModelConfig:
+    """Shape of the demo model and of its tokenizer corpus."""
+
+    seed: int = 0
+    vocab_size: int = 1500
+    hidden_size: int = 128
+    num_layers: int = 4
+    num_heads: int = 4
+    num_kv_heads: int = 2
+    intermediate_size: int = 384
+    max_position_embeddings: int = 1024
+    corpus_episodes: int = 200
+    """Expert episodes (train split) whose text trains the tokenizer."""
+    env_kwargs: dict[str, Any] = field(default_factory=lambda: dict(DEMO_ENV_KWARGS))
+
+
+def _train_tokenizer(texts: list[str], vocab_size: int) -> Any:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token=None))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[PAD, EOS, *TAGS],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer=trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        pad_token=PAD,
+        eos_token=EOS,
+        padding_side="left",
+        additional_special_tokens=list(TAGS),
+    )
+
+
+def build_demo_model(
+    path: str | Path | None = None,
+    cfg: DemoModelConfig | None = None,
+    *,
+    examples: list[SFTExample] | None = None,
+) -> HFPolicyModel:
+    """Build the demo model (deterministic for ``cfg.seed``) and save it to ``path`` if given."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    cfg = cfg or DemoModelConfig()
+    if examples is None:
+        examples, _ = collect_expert_examples(
+            "T2PO/ALFWorld-v0", cfg.corpus_episodes, split="train", seed=10_000, env_kwargs=cfg.env_kwargs
+        )
+    texts = [e.prompt for e in examples] + [e.response for e in examples]
+    tok = _train_tokenizer(texts, cfg.vocab_size)
+    config = Qwen2Config(
+        vocab_size=len(tok),
+        hidden_size=cfg.hidden_size,
+        intermediate_size=cfg.intermediate_size,
+        num_hidden_layers=cfg.num_layers,
+        num_attention_heads=cfg.num_heads,
+        num_key_value_heads=cfg.num_kv_heads,
+        max_position_embeddings=cfg.max_position_embeddings,
+        tie_word_embeddings=True,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+        bos_token_id=None,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        model = Qwen2ForCausalLM(config)
+    model.eval()
+    if model.generation_config is not None:
+        model.generation_config.pad_token_id = tok.pad_token_id
+        model.generation_config.eos_token_id = tok.eos_token_id
+    pm = HFPolicyModel(model, tok, meta={"kind": "demo", **asdict(cfg)})
+    if path is not None:
+        pm.save(str(path))
+        with open(Path(path) / MODEL_MARKER, "w") as f:
+            json.dump(pm.meta, f, indent=1)
+    return pm
+
+
+# ---------------------------------------------------------------------------------------
+# The main job: warm start, evaluate, train T2PO under a time budget, evaluate again.
+
+DEMO_ENV = "T2PO/ALFWorld-v0"
+
+
+@dataclass
+class DemoPlan:
+    """The demo's knobs (sized for 2 shared CPU cores and a 15-minute budget)."""
+
+    model: DemoModelConfig = field(default_factory=DemoModelConfig)
+    expert_episodes: int = 600
+    sft_steps: int = 150
+    sft_batch: int = 16
+    sft_lr: float = 3e-3
+    eval_episodes: int = 48
+    eval_split: str = "valid_seen"
+    eval_temperature: float = 0.0
+    train_overrides: dict[str, Any] = field(default_factory=dict)
+
+
+def demo_train_config(algo: str, model_dir: str, out_dir: str, seed: int = 0, **overrides: Any):
+    """The training config every demo / benchmark run shares (only ``algo`` and ``seed`` vary)."""
+    from optim.config import preset
+
+    base: dict[str, Any] = dict(
+        env_id=DEMO_ENV,
+        env_kwargs=dict(DEMO_ENV_KWARGS),
+        model=model_dir,
+        seed=seed,
+        steps=1000,
+        n_tasks=4,
+        group_size=8,
+        max_new_tokens=32,
+        lr=1e-4,
+        kl_coef=0.0,
+        minibatch_size=64,
+        microbatch_size=32,
+        max_update_turns=128,
+        checkpoint_every=5,
+        out_dir=out_dir,
+        eval_split="valid_seen",
+        progress=False,
+        tensorboard=True,
+        # the demo model thinks ~10 tokens: TTI may close a thought after 4
+        tti_kwargs={"min_think_tokens": 4},
+    )
+    base.update(overrides)
+    return preset(algo, **base)
+
+
+def warm_start(out_dir: str | Path, plan: DemoPlan | None = None, *, seed: int = 0, log=print) -> Path:
+    """Build the demo model and behaviour-clone the ALFWorld expert; cached in ``out_dir``.
+
+    Returns the directory of the warm-start model (reused when it already exists).
+    """
+    plan = plan or DemoPlan()
+    out = Path(out_dir)
+    if (out / "config.json").exists() and (out / MODEL_MARKER).exists():
+        log(f"warm start: reusing {out}")
+        return out
+    from optim.sft import train_sft
+
+    ek = plan.model.env_kwargs
+    examples, stats = collect_expert_examples(DEMO_ENV, plan.expert_episodes, split="train", seed=seed, env_kwargs=ek)
+    log(f"warm start: {len(examples)} expert turns from {plan.expert_episodes} train games "
+        f"(expert success {stats['expert_success']:.2f}, {stats['turns']:.1f} turns/episode)")
+    cfg = DemoModelConfig(**{**asdict(plan.model), "seed": seed})
+    pm = build_demo_model(None, cfg, examples=examples)
+    m = train_sft(pm, examples, steps=plan.sft_steps, batch_size=plan.sft_batch, lr=plan.sft_lr, seed=seed, progress=True)
+    log(f"warm start: sft {plan.sft_steps} steps, loss {m['sft/loss']:.3f}, token acc {m['sft/token_acc']:.3f}")
+    pm.meta["sft"] = {"steps": plan.sft_steps, **m}
+    tmp = out.with_name(out.name + ".tmp")
+    import shutil
+
+    shutil.rmtree(tmp, ignore_errors=True)
+    pm.save(str(tmp))
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.replace(out)
+    return out
+
+
+def run_demo(out_dir: str = "runs/demo", budget_min: float = 15.0, seed: int = 0, resume: bool = False,
+             plan: DemoPlan | None = None) -> dict[str, Any]:
+    """The README's main job. Prints the before/after table and a JSON line; returns the figures."""
+    import time
+
+    import torch
+
+    from optim.metrics import plot_curves, read_metrics
+    from optim.models import load_policy_model
+    from optim.trainer import Trainer, evaluate
+
+    plan = plan or DemoPlan()
+    t_start = time.perf_counter()
+    budget_s = budget_min * 60.0
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    phases: dict[str, float] = {}
+
+    t = time.perf_counter()
+    ws = warm_start(out / "warmstart", plan, seed=seed)
+    phases["warm_start_s"] = time.perf_counter() - t
+
+    ek = plan.model.env_kwargs
+
+    def run_eval(pm) -> dict[str, float]:
+        return evaluate(pm, DEMO_ENV, split=plan.eval_split, episodes=plan.eval_episodes, env_kwargs=ek,
+                        max_new_tokens=32, temperature=plan.eval_temperature, batch=plan.eval_episodes)
+
+    t = time.perf_counter()
+    before = run_eval(load_policy_model(str(ws)))
+    phases["eval_before_s"] = time.perf_counter() - t
+    print(f"warm start: eval success {before['eval/success']:.3f} on {plan.eval_episodes} {plan.eval_split} games "
+          f"({phases['eval_before_s']:.0f} s)")
+
+    cfg = demo_train_config("t2po", str(ws), str(out / "t2po"), seed, **plan.train_overrides)
+    trainer = Trainer(cfg)
+    if resume:
+        try:
+            trainer.resume()
+            print(f"resumed at step {trainer.step}")
+        except FileNotFoundError:
+            pass
+    # leave room for the final evaluation (it costs about as much as the first one)
+    train_deadline = t_start + budget_s - 1.3 * phases["eval_before_s"] - 10.0
+    t = time.perf_counter()
+    from tqdm.auto import tqdm
+
+    bar = tqdm(desc="t2po ALFWorld", unit="step")
+    step_times: list[float] = []
+    try:
+        while True:
+            est = max(step_times[-3:]) if step_times else 0.0
+            if time.perf_counter() + est > train_deadline:
+                break
+            t0 = time.perf_counter()
+            m = trainer.train_step()
+            step_times.append(time.perf_counter() - t0)
+            if trainer.step % cfg.checkpoint_every == 0:
+                trainer.save()
+            bar.update(1)
+            bar.set_postfix(success=f"{m['charts/success']:.2f}", turns=f"{m['charts/turns']:.1f}",
+                            tti=f"{m['hesitation/tti_fire_rate']:.2f}", gn=f"{m['losses/grad_norm']:.2f}")
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: checkpoint {trainer.save()}")
+        raise
+    finally:
+        bar.close()
+    trainer.save()
+    phases["train_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    after = run_eval(trainer.pm)
+    phases["eval_after_s"] = time.perf_counter() - t
+    total = time.perf_counter() - t_start
+
+    rows = read_metrics(Path(cfg.out_dir) / "metrics.jsonl")
+    plot_curves({"t2po": rows}, out / "curves.png")
+    trainer.logger.plot()
+    _plot_before_after(before, after, out / "before_after.png")
+    keys = [("success", "eval/success"), ("task score", "eval/task_score"), ("turns / episode", "eval/turns"),
+            ("tokens / turn", "eval/response_tokens"), ("format valid", "eval/format_valid"),
+            ("action valid", "eval/action_valid")]
+    print()
+    print(f"ALFWorld {plan.eval_split}, {plan.eval_episodes} fixed games, greedy, <= {ek.get('max_turns')} turns")
+    print(f"{'metric':18s} {'warm start':>11s} {'after t2po':>11s} {'change':>8s}")
+    for name, k in keys:
+        print(f"{name:18s} {before[k]:11.3f} {after[k]:11.3f} {after[k] - before[k]:+8.3f}")
+    print(f"{trainer.step} t2po steps in {phases['train_s']:.0f} s; total {total:.0f} s "
+          f"(warm start {phases['warm_start_s']:.0f} s, evals {phases['eval_before_s'] + phases['eval_after_s']:.0f} s)")
+    print(f"curves: {out / 'curves.png'}, {out / 'before_after.png'}; checkpoints: {trainer.ckpt_dir}")
+    result = {
+        "before_success": before["eval/success"],
+        "after_success": after["eval/success"],
+        "gain_points": 100 * (after["eval/success"] - before["eval/success"]),
+        "steps": trainer.step,
+        "total_s": round(total, 1),
+        **{k: round(v, 1) for k, v in phases.items()},
+        "torch_threads": torch.get_num_threads(),
+    }
+    print(json.dumps(result))
+    return result
+
+
+def _plot_before_after(before: dict[str, float], after: dict[str, float], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = ["eval/success", "eval/task_score", "eval/action_valid", "eval/format_valid"]
+    fig, ax = plt.subplots(figsize=(6, 3))
+    xs = range(len(keys))
+    ax.bar([x - 0.2 for x in xs], [before[k] for k in keys], width=0.4, label="warm start")
+    ax.bar([x + 0.2 for x in xs], [after[k] for k in keys], width=0.4, label="after t2po")
+    ax.set_xticks(list(xs), [k.split("/")[1] for k in keys], fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
