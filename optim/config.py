@@ -58,6 +58,9 @@ class TrainConfig:
     """``cpu`` or ``cuda``."""
     dtype: str = "auto"
     """``auto`` (float32 on CPU, bfloat16 on CUDA), ``float32`` or ``bfloat16``."""
+    torch_threads: int | None = None
+    """``torch.set_num_threads`` for the run (``None``: torch's default). On a small shared
+    CPU box 1 thread is several times faster than oversubscribed cores."""
     lora_rank: int = 0
     """LoRA rank through peft; 0 trains all weights."""
     lora_alpha: int = 32

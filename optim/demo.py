@@ -154,6 +154,7 @@ def demo_train_config(algo: str, model_dir: str, out_dir: str, seed: int = 0, **
         eval_split="valid_seen",
         progress=False,
         tensorboard=True,
+        torch_threads=1,
         # the demo model thinks ~10 tokens: TTI may close a thought after 4
         tti_kwargs={"min_think_tokens": 4},
     )
@@ -204,6 +205,8 @@ def run_demo(out_dir: str = "runs/demo", budget_min: float = 15.0, seed: int = 0
     from optim.trainer import Trainer, evaluate
 
     plan = plan or DemoPlan()
+    # One thread: on 2 shared cores, two threads oversubscribe and run 4-6x slower.
+    torch.set_num_threads(1)
     t_start = time.perf_counter()
     budget_s = budget_min * 60.0
     out = Path(out_dir)

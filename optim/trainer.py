@@ -230,6 +230,8 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, model: PolicyModel | None = None):
         cfg.validate()
         self.cfg = cfg
+        if cfg.torch_threads:
+            torch.set_num_threads(int(cfg.torch_threads))
         torch.manual_seed(cfg.seed)
         random.seed(cfg.seed)
         np.random.seed(cfg.seed)

@@ -11,7 +11,7 @@ from optim.checkpoint import latest_checkpoint, list_checkpoints
 from optim.sft import collect_expert_examples, train_sft
 from optim.trainer import Trainer
 
-from toy import TOY_ENV_ID, ToyPolicyModel, toy_config
+from optim_toy import TOY_ENV_ID, ToyPolicyModel, toy_config
 
 
 def warm_toy(seed=0):
