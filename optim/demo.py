@@ -3,7 +3,7 @@
 ``build_demo_model`` trains a byte-level BPE on the text of expert ALFWorld episodes
 (prompts and responses of the train split, so ALFWorld's words are single tokens and a
 prompt is a few hundred tokens), and a randomly initialised ``Qwen2ForCausalLM`` on top
-(hidden 128, 4 layers, about 1M parameters). Nothing is downloaded.
+(hidden 64, 2 layers, about 0.15M parameters). Nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from optim.sft import SFTExample, collect_expert_examples
 __all__ = ["DemoModelConfig", "build_demo_model", "DEMO_ENV_KWARGS"]
 
 #: How the demo plays ALFWorld: short history, a 15-turn cap (the expert needs 6 on average).
-DEMO_ENV_KWARGS: dict[str, Any] = {"history_length": 1, "max_turns": 15}
+DEMO_ENV_KWARGS: dict[str, Any] = {"history_length": 1, "max_turns": 30}
 
 PAD, EOS = "<|pad|>", "<|endoftext|>"
 TAGS = ("<think>", "</think>", "<action>", "</action>")
@@ -31,15 +31,55 @@ class DemoModelConfig:
 
     seed: int = 0
     vocab_size: int = 1500
-    hidden_size: int = 128
-    num_layers: int = 4
+    hidden_size: int = 64
+    num_layers: int = 2
     num_heads: int = 4
     num_kv_heads: int = 2
-    intermediate_size: int = 384
+    intermediate_size: int = 192
     max_position_embeddings: int = 1024
     corpus_episodes: int = 200
     """Expert episodes (train split) whose text trains the tokenizer."""
     env_kwargs: dict[str, Any] = field(default_factory=lambda: dict(DEMO_ENV_KWARGS))
+
+
+class SearchingExpert:
+    """ALFWorld's expert, made to search like an agent that cannot see inside receptacles.
+
+    The env's oracle knows where every object is and walks straight to it, which a clone
+    cannot imitate from the text it sees. This expert follows the oracle except when the
+    oracle, with empty hands, heads for an object the agent has not seen: then it visits
+    the receptacles in the order of the admissible ``go to`` list, opening closed ones to
+    look inside, until the oracle's next command is no longer such a ``go to`` (the object
+    is in view). Everything it does is decided from the text the agent sees, except the
+    moment to stop searching (the oracle's).
+    """
+
+    def reset(self, env: Any, info: dict) -> None:
+        self.visited: set[str] = set()
+        self.opened: set[str] = set()
+        self.here: str | None = None
+
+    def __call__(self, env: Any, info: dict) -> str | None:
+        oracle = env.unwrapped.oracle_action()
+        admissible = list(info.get("admissible_actions") or [])
+        if oracle is None or not oracle.startswith("go to "):
+            return self._note(oracle)
+        hands_empty = not any(a.startswith("move ") for a in admissible)
+        if not hands_empty:
+            return self._note(oracle)
+        if self.here is not None and f"open {self.here}" in admissible and self.here not in self.opened:
+            self.opened.add(self.here)
+            return f"open {self.here}"
+        for a in admissible:
+            if a.startswith("go to ") and a[6:] not in self.visited and a[6:] != self.here:
+                return self._note(a)
+        return self._note(oracle)
+
+    def _note(self, action: str | None) -> str | None:
+        if action is not None and action.startswith("go to "):
+            self.here = action[6:]
+            self.visited.add(self.here)
+        return action
 
 
 def _train_tokenizer(texts: list[str], vocab_size: int) -> Any:
@@ -78,7 +118,8 @@ def build_demo_model(
     cfg = cfg or DemoModelConfig()
     if examples is None:
         examples, _ = collect_expert_examples(
-            "T2PO/ALFWorld-v0", cfg.corpus_episodes, split="train", seed=10_000, env_kwargs=cfg.env_kwargs
+            "T2PO/ALFWorld-v0", cfg.corpus_episodes, split="train", seed=10_000, env_kwargs=cfg.env_kwargs,
+            expert=SearchingExpert(),
         )
     texts = [e.prompt for e in examples] + [e.response for e in examples]
     tok = _train_tokenizer(texts, cfg.vocab_size)
@@ -122,7 +163,9 @@ class DemoPlan:
 
     model: DemoModelConfig = field(default_factory=DemoModelConfig)
     expert_episodes: int = 600
-    sft_steps: int = 150
+    expert_noise: float = 0.2
+    """DART noise of the demonstrations (see :func:`optim.sft.collect_expert_examples`)."""
+    sft_steps: int = 600
     sft_batch: int = 16
     sft_lr: float = 3e-3
     eval_episodes: int = 48
@@ -175,7 +218,8 @@ def warm_start(out_dir: str | Path, plan: DemoPlan | None = None, *, seed: int =
     from optim.sft import train_sft
 
     ek = plan.model.env_kwargs
-    examples, stats = collect_expert_examples(DEMO_ENV, plan.expert_episodes, split="train", seed=seed, env_kwargs=ek)
+    examples, stats = collect_expert_examples(DEMO_ENV, plan.expert_episodes, split="train", seed=seed, env_kwargs=ek,
+                                              noise=plan.expert_noise, expert=SearchingExpert())
     log(f"warm start: {len(examples)} expert turns from {plan.expert_episodes} train games "
         f"(expert success {stats['expert_success']:.2f}, {stats['turns']:.1f} turns/episode)")
     cfg = DemoModelConfig(**{**asdict(plan.model), "seed": seed})

@@ -57,8 +57,20 @@ def collect_expert_examples(
     seed: int = 0,
     env_kwargs: dict[str, Any] | None = None,
     max_turns: int | None = None,
+    noise: float = 0.0,
+    invalid_share: float = 0.3,
+    expert: Callable[[Any, dict], str | None] | None = None,
 ) -> tuple[list[SFTExample], dict[str, float]]:
     """Play ``episodes`` expert episodes (seeds ``seed .. seed+episodes-1``) and record every turn.
+
+    With ``noise > 0`` the played action is, with that probability, not the expert's but a
+    random admissible command (or, for a share ``invalid_share`` of those, an inadmissible
+    one), while the recorded target is still the expert's command for the state (DART-style
+    noise injection). The clone then sees off-expert states and learns how to recover from
+    them, including from its own invalid actions. Noisy turns are not recorded.
+
+    ``expert(env, info)`` replaces the env's oracle (e.g. :class:`optim.demo.SearchingExpert`);
+    it must answer ``None`` when it has no command.
 
     Returns:
         ``(examples, stats)``; stats has ``expert_success`` (fraction of episodes the expert won)
@@ -75,12 +87,24 @@ def collect_expert_examples(
             obs, info = env.reset(seed=seed + k, options=options)
             done = False
             n = 0
+            played: list[str] = []
+            if expert is not None and hasattr(expert, "reset"):
+                expert.reset(env, info)
             while not done:
-                action = env.unwrapped.oracle_action()
+                action = expert(env, info) if expert is not None else env.unwrapped.oracle_action()
                 if action is None:
                     break
                 response = expert_response(action, rng, tag)
                 examples.append(SFTExample(obs, response))
+                if noise > 0 and rng.random() < noise:
+                    admissible = list(info.get("admissible_actions") or [])
+                    if rng.random() < invalid_share or not admissible:
+                        stale = [a for a in played if a not in admissible]
+                        action = rng.choice(stale) if stale else "look around"
+                    else:
+                        action = rng.choice(admissible)
+                    response = expert_response(action, rng, tag)
+                played.append(action)
                 obs, _, term, trunc, info = env.step(response)
                 n += 1
                 done = term or trunc or (max_turns is not None and n >= max_turns)
