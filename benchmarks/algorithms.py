@@ -3,7 +3,7 @@
 Every algorithm trains the demo model (``optim.demo``) from the same SFT warm start for the
 same number of steps with the same task seeds; only the estimator (and, for T2PO, TTI + TDS
 in the rollout and the format penalty) differs. Figures per algorithm, mean over seeds:
-final eval success (greedy, fixed ``valid_seen`` games), turns per episode and response
+final eval success (sampled with a fixed seed, fixed ``valid_seen`` games), turns per episode and response
 tokens per turn (training rollouts, last 3 steps), max grad norm, wall time.
 
     python benchmarks/algorithms.py            # 3 seeds, 12 steps each
@@ -64,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
             hist = [tr.train_step() for _ in range(args.steps)]
             wall = time.perf_counter() - t0
             ev = evaluate(tr.pm, DEMO_ENV, split="valid_seen", episodes=args.eval_episodes, env_kwargs=ek,
-                          max_new_tokens=cfg.max_new_tokens, temperature=0.0, batch=args.eval_episodes)
+                          max_new_tokens=cfg.max_new_tokens, temperature=plan.eval_temperature,
+                          batch=args.eval_episodes)
             last = hist[-3:]
             r = results[algo]
             for k, v in {

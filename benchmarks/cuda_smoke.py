@@ -25,7 +25,7 @@ def run(device: str, steps: int, env: str, algo: str) -> dict:
     from optim.trainer import Trainer
 
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = preset(algo, env_id=env, model="tiny", device=device, n_tasks=2, group_size=4, max_turns=4,
+        cfg = preset(algo, env_id=env, model="tiny", device=device, kl_coef=0.01, n_tasks=2, group_size=4, max_turns=4,
                      max_new_tokens=32, steps=steps, out_dir=tmp, progress=False, tensorboard=False,
                      checkpoint_every=0, lr=1e-4, entropy_coef=0.01)
         if device == "cuda":
@@ -40,6 +40,7 @@ def run(device: str, steps: int, env: str, algo: str) -> dict:
             times.append(time.perf_counter() - t0)
             finite &= all(v == v for k, v in m.items() if k.startswith("losses/"))
         out = {
+            "algo": algo,
             "device": device,
             "dtype": cfg.resolved_dtype(),
             "steps": steps,
@@ -72,6 +73,8 @@ def main() -> int:
         print("no CUDA device visible to torch: nothing to smoke-test on GPU")
     else:
         results.append(run("cuda", args.steps, args.env, args.algo))
+        if args.algo != "ppo":
+            results.append(run("cuda", 2, args.env, "ppo"))  # the value head on the GPU too
     print(f"{'device':8s} {'dtype':10s} {'1st step s':>10s} {'step s':>8s} {'peak MB':>8s} {'lp diff':>9s}")
     for r in results:
         print(f"{r['device']:8s} {r['dtype']:10s} {r['first_step_s']:10.3f} {r['mean_step_s_after_first']:8.3f} "

@@ -311,7 +311,7 @@ class Trainer:
             batch = _collate(samples, self.pm.pad_id, self.cfg.device)
             o = _forward(self.model, batch, True, self.autocast)
             h = o.hidden_states[-1].float()
-            last = h[torch.arange(len(chunk)), batch["prompt_lengths"] - 1]
+            last = h[torch.arange(len(chunk), device=h.device), batch["prompt_lengths"] - 1]
             v = self.value_head(last).squeeze(-1)
             for (i, j, _), x in zip(chunk, v.tolist()):
                 out[i][j] = x
