@@ -3,10 +3,11 @@
 Every algorithm trains the demo model (``optim.demo``) from the same SFT warm start for the
 same number of steps with the same task seeds; only the estimator (and, for T2PO, TTI + TDS
 in the rollout and the format penalty) differs. Figures per algorithm, mean over seeds:
-final eval success (sampled with a fixed seed, fixed ``valid_seen`` games), turns per episode and response
+final eval success and action validity (sampled with a fixed seed, fixed ``valid_seen``
+games), turns per episode and response
 tokens per turn (training rollouts, last 3 steps), max grad norm, wall time.
 
-    python benchmarks/algorithms.py            # 3 seeds, 12 steps each
+    python benchmarks/algorithms.py            # 3 seeds, 6 steps each
     python benchmarks/algorithms.py --quick    # 1 seed, 2 steps (a smoke run)
 
 Prints a table, writes ``<out>/algorithms.png`` (training success curves), and ends with
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="1 seed, 2 steps, 8 eval games")
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--steps", type=int, default=12)
+    ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--eval-episodes", type=int, default=48)
     ap.add_argument("--algos", default=",".join(ALGOS))
     ap.add_argument("--out", default="runs/bench_algorithms")
@@ -70,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             r = results[algo]
             for k, v in {
                 "success": ev["eval/success"],
+                "action_valid": ev["eval/action_valid"],
                 "train_success_last3": float(np.mean([h["charts/success"] for h in last])),
                 "turns": float(np.mean([h["charts/turns"] for h in last])),
                 "tokens_per_turn": float(np.mean([h["charts/response_tokens"] for h in last])),
@@ -81,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[{algo} seed {seed}] eval success {ev['eval/success']:.3f}, {wall:.0f} s", flush=True)
     plot_curves(curves, out / "algorithms.png", keys=("charts/success", "charts/turns", "charts/response_tokens",
                                                         "losses/grad_norm", "hesitation/tti_fire_rate"))
-    cols = ["success", "train_success_last3", "turns", "tokens_per_turn", "max_grad_norm", "wall_s"]
+    cols = ["success", "action_valid", "train_success_last3", "turns", "tokens_per_turn", "max_grad_norm", "wall_s"]
     print(f"\nALFWorld demo, {args.seeds} seed(s) x {args.steps} steps, eval {args.eval_episodes} valid_seen games (mean +- std)")
     print(f"{'algo':6s} " + " ".join(f"{c:>20s}" for c in cols))
     summary = {}
