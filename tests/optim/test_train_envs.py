@@ -52,3 +52,20 @@ def test_one_step_on_each_env(tmp_path, tiny, env_id, algo):
     assert m["charts/turns"] == 1.0
     if algo == "t2po":
         assert 0.0 <= m["hesitation/tti_fire_rate"] <= 1.0
+
+
+def test_lora_step_trains_only_the_adapters(tmp_path):
+    pytest.importorskip("peft")
+    cfg = preset(
+        "grpo", env_id="T2PO/ALFWorld-v0", n_tasks=1, group_size=2, max_turns=1, max_new_tokens=8, steps=1,
+        out_dir=str(tmp_path), progress=False, tensorboard=False, entropy_coef=0.01, lr=1e-3, lora_rank=4,
+        checkpoint_every=1,
+    )
+    tr = Trainer(cfg)
+    named = dict(tr.model.named_parameters())
+    before = {k: p.detach().clone() for k, p in named.items()}
+    m = tr.train_step()
+    assert m["debug/logprob_diff_max"] < 1e-4
+    changed = {k for k, p in named.items() if not torch.equal(before[k], p)}
+    assert changed and all("lora_" in k for k in changed)
+    assert tr.save().exists()
