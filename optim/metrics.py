@@ -18,6 +18,8 @@ __all__ = ["MetricsLogger", "read_metrics", "plot_curves", "DEFAULT_CURVES"]
 DEFAULT_CURVES = (
     "charts/success",
     "eval/success",
+    "charts/action_valid",
+    "charts/format_valid",
     "charts/turns",
     "charts/response_tokens",
     "charts/think_tokens",
