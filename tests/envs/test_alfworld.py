@@ -200,3 +200,23 @@ def test_render_ansi_shows_room_text():
     env.reset(seed=0)
     env.step(wrap("inventory"))
     assert env.render() == "You are not carrying anything."
+
+
+def test_task_type_and_room_size_options():
+    env = ALFWorldEnv(task_types=["pick_heat_then_place_in_recep"], max_receptacles=6, observation_mode="raw")
+    for seed in range(10):
+        env.reset(seed=seed)
+        assert env.game.task.task_type == "pick_heat_then_place_in_recep"
+        assert len(env.game.receptacles) <= 6
+        assert any(r.rtype == "Microwave" for r in env.game.receptacles)
+        w = World(env.game)
+        w.reset()
+        while (a := expert_action(w)) is not None:
+            w.step(a)
+        assert w.won()
+    with pytest.raises(ValueError):
+        ALFWorldEnv(task_types=["fly"])
+    with pytest.raises(ValueError):
+        ALFWorldEnv(max_receptacles=1)
+    # defaults are unchanged by the options' existence
+    assert ALFWorldEnv().reset(seed=1)[0] == ALFWorldEnv(task_types=None).reset(seed=1)[0]

@@ -85,6 +85,8 @@ class ALFWorldEnv(TextEnv):
       unseen rooms).
     * ``engine``: ``"native"`` (default, fast) or ``"textworld"`` (reference).
     * ``num_games``: use only the first ``num_games`` games of the split.
+    * ``task_types``: only these task types (e.g. ``["pick_and_place_simple"]``); default all six.
+    * ``max_receptacles``: cap on receptacles per room (default 18); small rooms are easier.
     * ``game_files``: real ALFWorld ``game.tw-pddl`` files (implies ``engine="textworld"``).
       With ``engine="textworld"`` and no ``game_files``, the games of the split under
       ``$ALFWORLD_DATA/json_2.1.1/<split>`` (ALFWorld's layout) are used when present,
@@ -109,6 +111,8 @@ class ALFWorldEnv(TextEnv):
         engine: str = "native",
         num_games: int | None = None,
         game_files: list[str] | None = None,
+        task_types: list[str] | tuple[str, ...] | None = None,
+        max_receptacles: int | None = None,
         observation_mode: str = "prompt",
         history_length: int = 2,
         strict_format: bool = True,
@@ -135,6 +139,11 @@ class ALFWorldEnv(TextEnv):
             game_files = _real_games(split) or None
         self.split = split
         self.engine = engine
+        self._gen_kwargs = {
+            "task_types": tuple(task_types) if task_types is not None else None,
+            "max_receptacles": max_receptacles,
+        }
+        generate_game(split, 0, **self._gen_kwargs)  # validates the options early
         self.game_files = [str(p) for p in game_files] if game_files else None
         size = len(self.game_files) if self.game_files else SPLIT_SIZES[split]
         self.num_games = min(size, num_games) if num_games else size
@@ -161,7 +170,7 @@ class ALFWorldEnv(TextEnv):
             index = int(self.np_random.integers(n))
         self.game_index = index
         if self.engine == "native":
-            self.game = generate_game(split, index)
+            self.game = generate_game(split, index, **self._gen_kwargs)
             self._world = World(self.game)
             text = self._world.reset()
             return text, self.game.task.description
@@ -177,7 +186,7 @@ class ALFWorldEnv(TextEnv):
             path = self.game_files[index]
             self.game = None
         else:
-            self.game = generate_game(split, index)
+            self.game = generate_game(split, index, **self._gen_kwargs)
             # A shadow native world follows the same commands so the expert can plan.
             self._world = World(self.game)
             self._world.reset()

@@ -49,7 +49,7 @@ def _alfred_id(rng: random.Random, otype: str, used: set) -> str:
             return mid
 
 
-def _receptacles(assets: Assets, scene: int, rng: random.Random, used: set) -> list[Receptacle]:
+def _receptacles(assets: Assets, scene: int, rng: random.Random, used: set, cap: int) -> list[Receptacle]:
     _, instances = assets.scene(scene)
     recs = []
     for aid in instances:
@@ -65,11 +65,11 @@ def _receptacles(assets: Assets, scene: int, rng: random.Random, used: set) -> l
             continue
         used.add(mid)
         recs.append(Receptacle(id=mid, rtype=rtype, openable=rtype in assets.openable))
-    if len(recs) > _MAX_RECEPTACLES:
+    if len(recs) > cap:
         # Keep rooms readable: drop surplus instances of the most repeated types first.
         rng.shuffle(recs)
         recs.sort(key=lambda r: sum(1 for x in recs if x.rtype == r.rtype))
-        recs = recs[:_MAX_RECEPTACLES]
+        recs = recs[:cap]
     return sorted(recs, key=lambda r: r.id)
 
 
@@ -113,13 +113,15 @@ def _task_options(assets: Assets, scene: int, recs: list[Receptacle]) -> list[tu
     return out
 
 
-def _draw(assets: Assets, split: str, index: int, attempt: int) -> Game | None:
+def _draw(
+    assets: Assets, split: str, index: int, attempt: int, task_types: tuple[str, ...], cap: int
+) -> Game | None:
     seed = zlib.crc32(f"{split}:{index}:{attempt}".encode()) ^ _SPLIT_SALT[split]
     rng = random.Random(seed)
     scenes = assets.test_scenes if split == "valid_unseen" else assets.train_scenes
     scene = rng.choice(scenes)
     used: set = set()
-    recs = _receptacles(assets, scene, rng, used)
+    recs = _receptacles(assets, scene, rng, used, cap)
     if len(recs) < 2:
         return None
     options = _task_options(assets, scene, recs)
@@ -127,7 +129,10 @@ def _draw(assets: Assets, split: str, index: int, attempt: int) -> Game | None:
         return None
     by_type: dict[str, list] = {}
     for opt in options:
-        by_type.setdefault(opt[0], []).append(opt)
+        if opt[0] in task_types:
+            by_type.setdefault(opt[0], []).append(opt)
+    if not by_type:
+        return None
     task_type = rng.choice(sorted(by_type))
     tt, otype, rtype, toggle = rng.choice(by_type[task_type])
 
@@ -189,14 +194,33 @@ def _draw(assets: Assets, split: str, index: int, attempt: int) -> Game | None:
     return game
 
 
-def generate_game(split: str, index: int) -> Game:
-    """Game ``index`` of ``split`` (deterministic; solvable by the expert)."""
+def generate_game(
+    split: str,
+    index: int,
+    *,
+    task_types: tuple[str, ...] | list[str] | None = None,
+    max_receptacles: int | None = None,
+) -> Game:
+    """Game ``index`` of ``split`` (deterministic; solvable by the expert).
+
+    Args:
+        task_types: restrict to these of ALFWorld's six task types (default: all).
+        max_receptacles: at most this many receptacles per room (default 18; >= 2).
+            Smaller rooms make easier games (curricula, small models).
+    """
     size = split_size(split)
     if not 0 <= index < size:
         raise IndexError(f"game index {index} out of range for split {split!r} (0..{size - 1})")
+    types = tuple(TASK_TYPES if task_types is None else task_types)
+    unknown = sorted(set(types) - set(TASK_TYPES))
+    if unknown or not types:
+        raise ValueError(f"unknown or empty task_types {unknown or types}; choose from {list(TASK_TYPES)}")
+    cap = _MAX_RECEPTACLES if max_receptacles is None else int(max_receptacles)
+    if cap < 2:
+        raise ValueError(f"max_receptacles must be >= 2, got {max_receptacles}")
     assets = load_assets()
-    for attempt in range(100):
-        game = _draw(assets, split, index, attempt)
+    for attempt in range(200):
+        game = _draw(assets, split, index, attempt, types, cap)
         if game is not None:
             return game
     raise RuntimeError(f"could not generate a solvable game for {split}:{index}")  # pragma: no cover
