@@ -69,8 +69,7 @@ def load_searchqa_data(
 @lru_cache(maxsize=8)
 def _load_world(n_passages: int, n_questions: int, seed: int) -> QAData:
     cfg = WorldConfig(n_passages=n_passages, n_questions=n_questions, seed=seed)
-    w = generate_world(cfg)
-    return QAData(w.documents, w.splits, f"generated world ({cfg})")
+    return generate_world(cfg)
 
 
 @lru_cache(maxsize=8)

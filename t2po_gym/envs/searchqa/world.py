@@ -29,11 +29,11 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from functools import cached_property
 
+from t2po_gym.envs.searchqa.data import QAData
 from t2po_gym.envs.searchqa.metrics import answer_in_text, normalize_answer
 from t2po_gym.envs.searchqa.records import QAItem
-from t2po_gym.search.base import Document, corpus_fingerprint
+from t2po_gym.search.base import Document
 
 __all__ = ["World", "WorldConfig", "Entity", "generate_world", "DATA_SOURCE"]
 
@@ -171,29 +171,18 @@ class WorldConfig:
             raise ValueError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
 
 
-class World:
-    """A generated corpus with its question splits (see the module docstring)."""
+class World(QAData):
+    """A generated corpus with its question splits (see the module docstring).
+
+    It is a :class:`~t2po_gym.envs.searchqa.data.QAData` (documents, splits, fingerprint,
+    ``doc_by_id``, ``questions``) that also keeps its config and entities.
+    """
 
     def __init__(self, config: WorldConfig, entities: list[Entity], documents: list[Document],
                  splits: dict[str, list[QAItem]]):
+        super().__init__(documents, splits, f"generated world ({config})")
         self.config = config
         self.entities = entities
-        self.documents = documents
-        self.splits = splits
-
-    @cached_property
-    def fingerprint(self) -> str:
-        """:func:`~t2po_gym.search.base.corpus_fingerprint` of :attr:`documents`."""
-        return corpus_fingerprint(self.documents)
-
-    @cached_property
-    def doc_by_id(self) -> dict[str, Document]:
-        return {d.doc_id: d for d in self.documents}
-
-    def questions(self, split: str) -> list[QAItem]:
-        if split not in self.splits:
-            raise ValueError(f"unknown split {split!r}; choose one of {sorted(self.splits)}")
-        return self.splits[split]
 
 
 # ----------------------------------------------------------------- generation
