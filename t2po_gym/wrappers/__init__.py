@@ -15,3 +15,4 @@ __all__ = [
     "TDSConfig",
     "turn_signal",
 ]
+from t2po_gym.wrappers.admissible_discrete import AdmissibleDiscrete  # noqa: E402,F401
