@@ -219,12 +219,14 @@ class HFPolicy:
         """
         import torch
 
-        from t2po_gym.wrappers.uncertainty import SignalTracker, packed_token_stats, unpack_token_stats
+        from t2po_gym.wrappers.uncertainty import SignalTracker
 
         prompts = check_prompts(prompts)
         sampling = sampling or SamplingConfig()
         if sampling.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {sampling.max_new_tokens}")
+        # the caller wants Generation.signal (else the signal only feeds the controller)
+        want_signal = (signal if signal is not None else self.signal) is not None
         if controller is not None:
             if signal is not None and signal != controller.signal_kind:
                 raise ValueError(
@@ -265,10 +267,22 @@ class HFPolicy:
 
         toks: list[list[int]] = [[] for _ in range(B)]
         lps: list[list[float]] = [[] for _ in range(B)]
-        sigs: list[list[float]] = [[] for _ in range(B)]
+        # M_t of row b at step t (row b's t-th token): one row write per step, sliced at the end
+        sig_buf = np.full((max_new, B), np.nan) if want_signal else None
         fmask: list[list[int]] = [[] for _ in range(B)]
         think = [ThinkState.for_prompt(t) for t in prompt_texts]
         thinking = np.array([s.inside for s in think], dtype=bool)
+        # rows whose M_t is still needed: every live row when the caller wants the signal;
+        # for TTI alone only live rows whose thought is not over (closed or fired). A
+        # counter updated on those rare events, so the check costs nothing per step; the
+        # signal is then computed for the whole batch (cheaper than slicing rows out).
+        if tracker is None:
+            needed = [False] * B
+        elif want_signal:
+            needed = [True] * B
+        else:
+            needed = [s.phase != ThinkPhase.CLOSED for s in think]
+        n_needed = sum(needed)
         think_count = np.zeros(B, dtype=np.int64)
         # next index into `forced`; -1: not (yet) forcing; -2: forced tokens all emitted
         force_at = np.full(B, -1, dtype=np.int64)
@@ -287,7 +301,7 @@ class HFPolicy:
             )
             cache = _cache_of(out)
             last_pos = pos[:, -1:]
-            for _ in range(max_new):
+            for step in range(max_new):
                 logits = out.logits[:, -1, :].float()
                 logp = torch.log_softmax(logits, dim=-1)
                 scores = logits
@@ -295,20 +309,22 @@ class HFPolicy:
                     scores = scores.index_fill(-1, self._suppress, float("-inf"))
                 y = sample_next(scores, sampling.temperature, sampling.top_k, sampling.top_p, gen)
                 m = None
-                if tracker is not None:
-                    st = packed_token_stats(logp).cpu().numpy().astype(np.float64)
-                    m = tracker.update(*unpack_token_stats(st))
-                    m_list = m.tolist()
+                if n_needed:
+                    m = tracker.update_from_logprobs(logp)
+                    if sig_buf is not None:
+                        sig_buf[step] = m
                 y_list = y.tolist()
                 sampled_think = thinking & alive & (force_at < 0)  # not a forced token
                 think_count += sampled_think
-                if controller is not None:
+                if controller is not None and n_needed:
                     fire = controller.step(m, sampled_think & (fired_at < 0), think_count)
                     fire = np.asarray(fire, dtype=bool)
                     for b in np.flatnonzero(fire) if fire.any() else ():
                         if not alive[b] or fired_at[b] >= 0:
                             continue
                         fired_at[b] = len(toks[b])
+                        if needed[b] and not want_signal:
+                            needed[b], n_needed = False, n_needed - 1
                         force_at[b] = 0
                         think_count[b] -= 1  # that token is replaced: not a sampled think token
                 forcing = force_at >= 0
@@ -326,23 +342,27 @@ class HFPolicy:
                     toks[b].append(t)
                     lps[b].append(tok_lp[b])
                     fmask[b].append(int(forcing[b]))
-                    if m is not None:
-                        sigs[b].append(m_list[b])
                     if t in eos:
                         finish[b] = "eos"
                         alive[b] = False
+                        if needed[b]:
+                            needed[b], n_needed = False, n_needed - 1
                         continue
                     if hit[t] if t < len(hit) else True:
                         text = self._decode(toks[b])
                         before = think[b].phase
                         if think[b].update(text) != before:
                             thinking[b] = think[b].inside
+                            if needed[b] and not want_signal and think[b].phase == ThinkPhase.CLOSED:
+                                needed[b], n_needed = False, n_needed - 1
                             if before == ThinkPhase.INSIDE and not forcing[b]:
                                 think_count[b] -= 1  # the closing token is not a think token
                         if stop and force_at[b] < 0:
                             j = find_stop(text, stop)
                             if j >= 0:
                                 finish[b], cut[b], alive[b] = "stop", j, False
+                                if needed[b]:
+                                    needed[b], n_needed = False, n_needed - 1
                 if not alive.any():
                     break
                 attn = torch.cat([attn, attn.new_ones((B, 1))], dim=-1)
@@ -368,7 +388,7 @@ class HFPolicy:
                     text=text,
                     token_ids=ids,
                     logprobs=lps[b],
-                    signal=sigs[b],
+                    signal=sig_buf[: len(ids), b].tolist() if sig_buf is not None else [],
                     prompt_ids=prompt_ids[b],
                     forced_mask=fmask[b],
                     think_tokens=int(think_count[b]),

@@ -94,33 +94,37 @@ class ThinkController:
         self.buf = np.full((batch_size, w), np.inf)
         self.streak = np.zeros(batch_size, dtype=np.int64)
         self.fired = np.zeros(batch_size, dtype=bool)
-        self._row0 = np.arange(batch_size) * w  # flat index of each row's first slot
-        self._flat = self.buf.reshape(-1)  # a view: writes go to buf
+        self._rows = np.arange(batch_size)
+        cfg = self.config
+        self._flat_sum = cfg.epsilon * w  # mean < epsilon  <=>  sum < epsilon * (N + 1)
+        self._cap = np.inf if cfg.max_think_tokens is None else cfg.max_think_tokens + 1
 
     def step(self, signal: np.ndarray, thinking: np.ndarray, think_count: np.ndarray) -> np.ndarray:
         """Update with this step's M_t; return the sequences whose token must be replaced.
 
         ``thinking``: the token is a sampled think token; ``think_count``: sampled think
         tokens so far, this one included (so firing keeps ``think_count - 1`` of them).
-        A few vector operations on ``[B]`` arrays, whatever B.
+        About fifteen vector operations on ``[B]`` arrays, whatever B.
+
+        Rows that are not ``thinking`` may write junk (NaN) into their own window slot:
+        harmless, since they cannot fire this step, a row that has fired or closed its
+        thought never thinks again, and a row before ``<think>`` has ``prev = NaN`` so
+        its junk is non-finite (never "flat") like the initial ``inf``.
         """
         cfg = self.config
         active = thinking & ~self.fired
         # D is undefined (NaN, never "flat") for the first think token: prev is NaN then
         d = np.abs(signal - self.prev)
-        self.prev = np.where(thinking, signal, self.prev)
+        np.copyto(self.prev, signal, where=thinking)
         if cfg.rule == "window":
-            idx = self._row0 + think_count % (cfg.window + 1)
-            self._flat[idx] = np.where(active, d, self._flat[idx])
-            # NaN and inf in the window make the mean NaN/inf: not flat
-            flat = self.buf.sum(axis=1) < cfg.epsilon * (cfg.window + 1)
+            self.buf[self._rows, think_count % (cfg.window + 1)] = d
+            # NaN and inf in the window make the sum NaN/inf: not flat
+            flat = self.buf.sum(axis=1) < self._flat_sum
         else:
             self.streak = np.where(active & (d <= cfg.patience_threshold), self.streak + 1, 0)
             flat = self.streak >= cfg.patience
-        kept = think_count - 1
-        fire = flat & (kept >= cfg.min_think_tokens)
-        if cfg.max_think_tokens is not None:
-            fire |= kept >= cfg.max_think_tokens
+        # kept think tokens (think_count - 1) >= min_think_tokens, or >= the cap
+        fire = (flat & (think_count > cfg.min_think_tokens)) | (think_count >= self._cap)
         fire &= active
         self.fired |= fire
         return fire
@@ -176,5 +180,5 @@ class ThinkingIntervention:
                 "give both wrappers the same signal"
             )
         return self.policy.generate(
-            prompts, sampling, episode_ids=episode_ids, controller=self.make_controller()
+            prompts, sampling, episode_ids=episode_ids, controller=self.make_controller(), signal=signal
         )

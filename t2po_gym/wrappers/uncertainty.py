@@ -23,10 +23,14 @@ API servers only return the top-k log-probabilities. Then H_t is estimated from 
 top-k renormalised to sum to one (:func:`topk_entropy`), C_t uses the top-min(j, k), and
 ``log p_max`` is the returned top-1 log-probability.
 
-The [B, V] reductions are torch functions (they run where the logits live, CPU or
-CUDA); the per-step combination works on small ``[B]`` numpy arrays, because a decode
-loop synchronises every step anyway and numpy's per-call cost on 8 numbers is a few
-hundred nanoseconds, far below a torch op's.
+The [B, V] reductions run where the logits live: on CUDA as torch ops with one small
+device->host copy (:func:`packed_token_stats`); on CPU on a zero-copy numpy view of the
+log-probs the decode step already computed (:func:`numpy_token_stats`: one exp, one
+dot product, one SIMD sort), because for a small vocabulary torch's per-op dispatch
+cost dominates. The per-step combination works on small ``[B]`` numpy arrays, because a
+decode loop synchronises every step anyway and numpy's per-call cost on 8 numbers is a
+few hundred nanoseconds, far below a torch op's. Running min/max and the normalisation
+are float64 (the stats themselves come from float32 log-probs).
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ __all__ = [
     "token_stats",
     "packed_token_stats",
     "unpack_token_stats",
+    "numpy_token_stats",
     "topk_entropy",
     "topk_token_stats",
     "minmax_normalise",
@@ -109,6 +114,31 @@ def unpack_token_stats(packed: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.n
     """(H, C, log p_max) ``[B]`` each, from :func:`packed_token_stats` moved to numpy."""
     top = packed[:, 1:]
     return packed[:, 0], -top.mean(axis=1), top.max(axis=1)
+
+
+def numpy_token_stats(logprobs: np.ndarray, j: int = DEEPCONF_J, out: np.ndarray | None = None) -> np.ndarray:
+    """``[3, B]`` float64 rows (H, C, log p_max) from normalised log-probs ``[B, V]`` (numpy).
+
+    The CPU fast path of the decode loop; same values as :func:`token_stats` up to float
+    summation order. H = -sum exp(lp) * lp (a -inf log-prob contributes 0);
+    C = -mean of the top-j log-probs and log p_max, from one row sort. ``out`` (``[3, B]`` float64) is reused when given.
+    """
+    V = logprobs.shape[-1]
+    j = min(j, V)
+    if out is None:
+        out = np.empty((3, logprobs.shape[0]))
+    p = np.exp(logprobs)
+    out[0] = np.einsum("ij,ij->i", p, logprobs)
+    if math.isnan(out[0].sum()):  # 0 * -inf: masked tokens; recompute with those terms set to 0
+        out[0] = np.einsum("ij,ij->i", p, np.where(p > 0, logprobs, 0.0))
+    # a full sort, not a partition: numpy's SIMD sort (x86-simd-sort) is branch-free and
+    # several times faster than introselect (np.partition with two kth, torch.topk) on
+    # fresh rows of log-probs
+    srt = np.sort(logprobs, axis=1)
+    out[1] = srt[:, V - j :].sum(axis=1)
+    out[2] = srt[:, V - 1]
+    out[:2] *= ((-1.0,), (-1.0 / j,))  # H = -sum p log p, C = -mean(top-j)
+    return out
 
 
 def topk_entropy(top_logprobs):
@@ -194,14 +224,36 @@ class SignalTracker:
             raise ValueError(f"unknown signal {self.kind!r}: use 'paper' or 'reference'")
         self.lo = np.full((2, self.batch_size), np.inf)
         self.hi = np.full((2, self.batch_size), -np.inf)
+        self._stats = np.empty((3, self.batch_size))
         self._w = np.array([self.alpha, -(1.0 - self.alpha)])
 
+    def update_from_logprobs(self, logprobs) -> np.ndarray:
+        """M_t ``[B]`` from this step's normalised log-probs ``[B, V]`` (a torch tensor, any device).
+
+        Float32/64 CPU tensors go through :func:`numpy_token_stats` on a zero-copy view;
+        others through :func:`packed_token_stats` and one small copy to the host.
+        """
+        import torch
+
+        if logprobs.device.type == "cpu" and logprobs.dtype in (torch.float32, torch.float64):
+            st = numpy_token_stats(logprobs.numpy(), DEEPCONF_J, self._stats)
+        else:
+            packed = packed_token_stats(logprobs.float()).cpu().numpy().astype(np.float64)
+            st = np.stack(unpack_token_stats(packed))
+        if self.kind == "reference":
+            return reference_combine(st[0], st[2], self.vocab_size, self.a)
+        return self._paper(st[:2])
+
     def update(self, h: np.ndarray, c: np.ndarray, logp_max: np.ndarray) -> np.ndarray:
+        """M_t ``[B]`` from this step's (H, C, log p_max), each ``[B]``."""
         if self.kind == "reference":
             return reference_combine(h, logp_max, self.vocab_size, self.a)
-        x = np.stack((h, c))
+        return self._paper(np.stack((np.asarray(h, np.float64), np.asarray(c, np.float64))))
+
+    def _paper(self, x: np.ndarray) -> np.ndarray:
+        """Running min-max of x = [H; C] ``[2, B]`` (float64), then alpha-mix."""
         np.minimum(self.lo, x, out=self.lo)
         np.maximum(self.hi, x, out=self.hi)
         xn = (x - self.lo) / np.maximum(self.hi - self.lo, _TINY)
-        # alpha * H~ + (1 - alpha) * (1 - C~) as one dot product
-        return self._w @ xn + (1.0 - self.alpha)
+        # alpha * H~ + (1 - alpha) * (1 - C~) = (1 - alpha) + [alpha, -(1 - alpha)] . [H~, C~]
+        return np.dot(self._w, xn) + (1.0 - self.alpha)

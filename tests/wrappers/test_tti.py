@@ -56,7 +56,7 @@ def test_window_rule_fires_exactly_when_rule_says(scripted, tiny):
     _, tok = tiny
     script = varying_then_flat(12, word(tok))
     cfg = TTIConfig(window=4, epsilon=0.01, min_think_tokens=3, max_think_tokens=None)
-    g = ThinkingIntervention(scripted(script), cfg).generate([PROMPT], GREEDY)[0]
+    g = ThinkingIntervention(scripted(script, signal="paper"), cfg).generate([PROMPT], GREEDY)[0]
     m = scripted_signal(script, 60, len(tok))
     want = expected_window_fire(m, 4, 0.01, 3)
     assert want > 12  # the flat part is what triggers it
@@ -66,7 +66,11 @@ def test_window_rule_fires_exactly_when_rule_says(scripted, tiny):
     assert g.token_ids[want : want + len(forced)] == forced
     assert g.forced_mask == [0] * want + [1] * len(forced) + [0] * (len(g.token_ids) - want - len(forced))
     assert "</think>\n<action>" in g.text
-    np.testing.assert_allclose(g.signal, m[: len(g.signal)], atol=1e-3)  # float32 stats, float64 min-max
+    assert len(g.signal) == len(g.token_ids) == 60
+    np.testing.assert_allclose(g.signal, m, atol=1e-5)  # float32 stats, float64 min-max
+    # TTI alone (no signal asked for): the same decision, the signal is not returned
+    g2 = ThinkingIntervention(scripted(script), cfg).generate([PROMPT], GREEDY)[0]
+    assert g2.token_ids == g.token_ids and g2.intervention_position == want and g2.signal == []
 
 
 def test_not_before_min_think_tokens(scripted, tiny):
@@ -113,6 +117,29 @@ def test_only_the_stalled_sequence_fires_others_untouched(scripted, tiny):
         assert with_tti[b].logprobs == plain[b].logprobs
         assert with_tti[b].think_tokens == plain[b].think_tokens == 60
         assert sum(with_tti[b].forced_mask) == 0
+
+
+def test_rows_skipped_after_their_thought_match_full_signal(scripted, tiny):
+    """TTI alone computes M_t only for rows still thinking: the decisions equal the full-signal run."""
+    _, tok = tiny
+    a, close = word(tok), tok.convert_tokens_to_ids("</think>")
+    vary = always_varying(a)
+    late = varying_then_flat(20, a)
+
+    def script(row, step):
+        if row == 0 and step == 3:  # row 0 closes its thought early by itself
+            return close, 8.0
+        return late(row, step) if row == 1 else vary(row, step)
+
+    cfg = TTIConfig(window=3, epsilon=0.01, min_think_tokens=4, max_think_tokens=None)
+    prompts = [PROMPT, PROMPT, "no thought yet"]
+    lean = ThinkingIntervention(scripted(script), cfg).generate(prompts, GREEDY)
+    full = ThinkingIntervention(scripted(script, signal="paper"), cfg).generate(prompts, GREEDY)
+    assert [g.intervened for g in lean] == [False, True, False]
+    assert lean[0].think_tokens == 3
+    for x, y in zip(lean, full):
+        assert (x.token_ids, x.intervention_position, x.logprobs) == (y.token_ids, y.intervention_position, y.logprobs)
+    assert all(len(g.signal) == len(g.token_ids) for g in full) and not any(g.signal for g in lean)
 
 
 def test_fires_at_most_once(scripted, tiny):

@@ -15,6 +15,7 @@ from t2po_gym.wrappers.uncertainty import (  # noqa: E402
     minmax_normalise,
     paper_signal,
     reference_signal,
+    numpy_token_stats,
     token_stats,
     topj_confidence,
     topk_token_stats,
@@ -79,6 +80,19 @@ def test_topk_estimate_equals_full_when_k_covers_vocab():
     # with only the top-2, H is the entropy of (2/3, 1/3)
     h2, _, _ = topk_token_stats(P[:, :2])
     assert h2.item() == pytest.approx(-(2 / 3) * math.log(2 / 3) - (1 / 3) * math.log(1 / 3))
+
+
+def test_numpy_stats_equal_torch_stats_and_skip_masked_tokens():
+    g = torch.Generator().manual_seed(1)
+    lp = torch.log_softmax(torch.randn(3, 70, generator=g) * 4, -1)
+    want = torch.stack(token_stats(lp)).double().numpy()
+    np.testing.assert_allclose(numpy_token_stats(lp.numpy()), want, rtol=1e-6, atol=1e-6)
+    masked = lp.clone()
+    masked[1, :30] = float("-inf")  # masked tokens contribute 0 to H, and fall out of the top-j
+    masked = torch.log_softmax(masked, -1)
+    got = numpy_token_stats(masked.numpy())
+    assert np.isfinite(got).all()
+    np.testing.assert_allclose(got[0], torch.special.entr(masked.exp()).sum(-1).double().numpy(), rtol=1e-5)
 
 
 def test_unknown_signal_kind():
