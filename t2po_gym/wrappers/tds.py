@@ -13,6 +13,24 @@ The last sample is kept (it replaces the stuck one whatever its Gamma), and
 ``Generation.resampled`` says how many were thrown away. Tokens forced by TTI are left
 out of Phi. The first turn of an episode, and every prompt given without an episode id,
 is never resampled. Call ``reset_episode(id)`` when an episode ends.
+
+## The default eta depends on the signal
+
+eta = 0.3 is the released code's value and goes with *its* signal (``"reference"``:
+s_t = a log p_max + (1 - a)(1 - H/log|V|), unnormalised, turn means spread over a wide
+range). It does not carry over to the paper signal: M_t is min-max normalised within
+each generation (one turn), so every turn's M_t spans [0, 1] and its mean lands near the
+middle whatever the turn says. Phi then varies little between turns (standard deviation
+about 0.1 for the geometric mean, 0.02-0.05 for the arithmetic one, measured on the tiny
+model, rambling or not, 128 turns), and |Phi_k - Phi_{k-1}| < 0.3 holds for 93-97% of
+pairs of *unrelated* turns: TDS would resample nearly every turn (96% was measured in
+ALFWorld training). A turn that repeats the previous one (same thought, same action,
+a near-identical distribution at every token) gives Gamma close to 0, so eta for the paper
+signal is set to the 5% quantile of Gamma between unrelated turns (measured as above):
+0.005 for the geometric mean, 0.001 for the arithmetic one. Then about 1 unrelated turn
+in 20 is resampled by chance, while repeated turns still are. These are calibrated on
+a tiny model; :func:`eta_for_rate` computes the same quantile from your own policy's
+turn signals (one rollout, ``TurnDedup.history``), which is the better default.
 """
 
 from __future__ import annotations
@@ -23,10 +41,18 @@ from typing import Literal, Sequence
 
 from t2po_gym.policies.base import Generation, LLMPolicy, SamplingConfig
 
-__all__ = ["TurnDedup", "TDSConfig", "turn_signal"]
+__all__ = ["TurnDedup", "TDSConfig", "turn_signal", "eta_for_rate", "DEFAULT_ETA"]
 
 #: Resamples use seed + RESAMPLE_SEED_STRIDE * try, so that a seeded turn can change.
 RESAMPLE_SEED_STRIDE = 1_000_003
+
+
+#: eta when none is given, by (signal, turn_mean); see the module docstring.
+DEFAULT_ETA = {
+    ("paper", "geometric"): 0.005,
+    ("paper", "arithmetic"): 0.001,
+    ("reference", "arithmetic"): 0.3,
+}
 
 
 @dataclass
@@ -34,7 +60,9 @@ class TDSConfig:
     """The knobs of TDS.
 
     Attributes:
-        eta: resample while |Phi_k - Phi_{k-1}| < eta (0.3 in the released code).
+        eta: resample while |Phi_k - Phi_{k-1}| < eta. ``None`` (default): by signal and
+            turn mean from :data:`DEFAULT_ETA` (0.3 for the reference signal as in the
+            released code; 0.005 / 0.001 for the paper signal, see the module docstring).
         max_tries: B_max, resamples allowed per turn (2).
         turn_mean: ``"geometric"`` (paper) or ``"arithmetic"`` (code).
         skip_tokens: tokens skipped at the start of a turn by the arithmetic mean (32);
@@ -43,7 +71,7 @@ class TDSConfig:
             the reference signal (which can be negative) requires ``turn_mean="arithmetic"``.
     """
 
-    eta: float = 0.3
+    eta: float | None = None
     max_tries: int = 2
     turn_mean: Literal["geometric", "arithmetic"] = "geometric"
     skip_tokens: int = 32
@@ -56,6 +84,8 @@ class TDSConfig:
             raise ValueError(f"unknown signal {self.signal!r}: use 'paper' or 'reference'")
         if self.signal == "reference" and self.turn_mean == "geometric":
             raise ValueError("the reference signal can be negative: use turn_mean='arithmetic' with it")
+        if self.eta is None:
+            self.eta = DEFAULT_ETA[(self.signal, self.turn_mean)]
         if self.max_tries < 0 or self.eta < 0:
             raise ValueError("max_tries and eta must be >= 0")
 
@@ -78,6 +108,24 @@ def turn_signal(
         return math.exp(sum(math.log(max(v, 1e-12)) for v in vals) / len(vals))
     tail = vals[skip_tokens:] if len(vals) > skip_tokens else vals
     return sum(tail) / len(tail)
+
+
+def eta_for_rate(phis: Sequence[float], rate: float = 0.05) -> float:
+    """The eta at which a fraction ``rate`` of pairs of unrelated turns would count as stuck.
+
+    ``phis``: turn signals of turns that are *not* repeats of one another (e.g. first
+    turns of different episodes, or one rollout's turns). Returns the ``rate`` quantile
+    of |Phi_a - Phi_b| over all pairs a < b (NaNs ignored).
+    """
+    import numpy as np
+
+    if not 0 < rate < 1:
+        raise ValueError(f"rate must be in (0, 1), got {rate}")
+    x = np.asarray([p for p in phis if not math.isnan(p)], dtype=np.float64)
+    if len(x) < 2:
+        raise ValueError("eta_for_rate needs at least two turn signals")
+    d = np.abs(x[:, None] - x[None, :])[np.triu_indices(len(x), 1)]
+    return float(np.quantile(d, rate))
 
 
 class TurnDedup:
@@ -108,6 +156,8 @@ class TurnDedup:
                 "give both wrappers the same signal"
             )
         self.last_phi: dict[str, float] = {}
+        #: Phi of every accepted turn, in order (feed it to :func:`eta_for_rate`)
+        self.history: list[float] = []
         self.stats = {"turns": 0, "resampled_turns": 0, "resamples": 0}
 
     @property
@@ -177,6 +227,7 @@ class TurnDedup:
             g.resampled = tries[i]
             if ids[i] is not None:
                 self.last_phi[ids[i]] = phis[i]
+            self.history.append(phis[i])
         self.stats["turns"] += len(gens)
         self.stats["resampled_turns"] += sum(1 for t in tries if t)
         self.stats["resamples"] += sum(tries)

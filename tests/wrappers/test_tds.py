@@ -7,7 +7,7 @@ import math
 import pytest
 
 from t2po_gym.policies.base import Generation, SamplingConfig
-from t2po_gym.wrappers.tds import TDSConfig, TurnDedup, turn_signal
+from t2po_gym.wrappers.tds import DEFAULT_ETA, TDSConfig, TurnDedup, eta_for_rate, turn_signal
 
 
 class QueuePolicy:
@@ -82,3 +82,55 @@ def test_stacks_with_tti_on_the_tiny_model(tiny):
     # eta = 1 > any |Phi_k - Phi_{k-1}| of a signal in [0, 1]: every second turn is resampled once
     assert [g.resampled for g in gens] == [1, 1]
     assert all(len(g.signal) == len(g.token_ids) == len(g.forced_mask) for g in gens)
+
+
+def test_default_eta_depends_on_the_signal():
+    assert TDSConfig().eta == DEFAULT_ETA[("paper", "geometric")] == 0.005
+    assert TDSConfig(turn_mean="arithmetic").eta == 0.001
+    assert TDSConfig(signal="reference", turn_mean="arithmetic").eta == 0.3  # the released code's value
+    assert TDSConfig(eta=0.1).eta == 0.1
+
+
+def test_default_eta_keeps_distinct_turns_and_resamples_repeats():
+    # distinct turns: Phi = 0.40, 0.43, 0.37, 0.45 (|dPhi| >= 0.03, far above 0.005, far below 0.3)
+    distinct = [[0.4] * 3, [0.43] * 3, [0.37] * 3, [0.45] * 3]
+    policy = QueuePolicy({"a": list(distinct), "r": [[0.4] * 3, [0.4] * 3, [0.7] * 3]})
+    tds = TurnDedup(policy)
+    for _ in range(4):
+        assert tds.generate(["a"], episode_ids=["ea"])[0].resampled == 0
+    assert tds.stats["resamples"] == 0
+    # the same signal again (a repeated turn): resampled
+    tds.generate(["r"], episode_ids=["er"])
+    assert tds.generate(["r"], episode_ids=["er"])[0].resampled == 1
+    # with the code's eta = 0.3 the distinct turns would all have been thrown away
+    old = TurnDedup(QueuePolicy({"a": list(distinct) + [[0.9] * 3] * 6}), eta=0.3, max_tries=1)
+    assert [old.generate(["a"], episode_ids=["ea"])[0].resampled for _ in range(4)] == [0, 1, 1, 1]
+
+
+def test_on_the_tiny_model_repeats_resampled_unrelated_turns_rarely(tiny):
+    from t2po_gym.policies.hf import HFPolicy
+
+    model, tok = tiny
+    tasks = ["put a clean apple in fridge", "heat some egg", "look at bowl under the desklamp",
+             "find two cellphone", "cool some pan", "search red shoes", "who directed it", "buy perfume"]
+    s = SamplingConfig(max_new_tokens=24, stop=(), seed=4)
+    tds = TurnDedup(HFPolicy(model, tok, chat_template=False), max_tries=1)
+    ids = [f"e{i}" for i in range(8)]
+    tds.generate([t + " <think>" for t in tasks], s, episode_ids=ids)
+    # turn 2: an unrelated task in every episode -> (almost) never resampled
+    moved = tds.generate([t + " <think>" for t in tasks[1:] + tasks[:1]], s, episode_ids=ids)
+    assert sum(g.resampled for g in moved) <= 1
+    # turn 3: the same batch and seed as turn 2, so each turn 2 that was kept comes again
+    # token for token (Gamma = 0) -> resampled
+    again = tds.generate([t + " <think>" for t in tasks[1:] + tasks[:1]], s, episode_ids=ids)
+    kept = [i for i, g in enumerate(moved) if not g.resampled]
+    assert len(kept) >= 7 and all(again[i].resampled == 1 for i in kept)
+
+
+def test_eta_for_rate_by_hand():
+    assert eta_for_rate([0.0, 0.1, 0.3], rate=0.5) == pytest.approx(0.2)  # pairs: 0.1, 0.3, 0.2
+    assert eta_for_rate([0.0, 1.0, float("nan")], rate=0.5) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="two"):
+        eta_for_rate([0.5])
+    with pytest.raises(ValueError, match="rate"):
+        eta_for_rate([0.1, 0.2], rate=0.0)
