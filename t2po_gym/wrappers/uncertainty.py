@@ -173,7 +173,7 @@ def reference_combine(h, logp_max, vocab_size: int, a: float = REFERENCE_A):
 
 
 def paper_signal(logprobs, alpha: float = PAPER_ALPHA, j: int = DEEPCONF_J):
-    """The paper signal for one trajectory at once: log-probs ``[T, V]`` -> M ``[T]`` (torch).
+    """The paper signal for one trajectory at once: log-probs ``[T, V]`` -> M ``[T]`` (torch float64).
 
     Uses running (causal) min/max over t, so ``paper_signal(lp)[:t]`` equals
     ``paper_signal(lp[:t])``; it matches :class:`SignalTracker` step by step.
@@ -181,6 +181,7 @@ def paper_signal(logprobs, alpha: float = PAPER_ALPHA, j: int = DEEPCONF_J):
     import torch
 
     h, c, _ = token_stats(logprobs, j)
+    h, c = h.double(), c.double()  # float64 normalisation, like SignalTracker
 
     def norm(x):
         lo = torch.cummin(x, 0).values

