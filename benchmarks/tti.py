@@ -78,6 +78,7 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=None)
     ap.add_argument("--repeats", type=int, default=None)
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: stable timings on shared cores)")
+    ap.add_argument("--device", default="cpu", help="cpu (the goal's setting) or cuda")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     max_new = args.max_new_tokens or (160 if args.quick else 400)
@@ -90,6 +91,7 @@ def main() -> None:
     prompts = [PROMPT_TASKS[i % len(PROMPT_TASKS)] + " <think>" for i in range(args.batch)]
     sampling = SamplingConfig(temperature=1.0, max_new_tokens=max_new, stop=("</action>",), seed=0)
 
+    model.to(args.device)
     base = HFPolicy(model, tok, chat_template=False)
     never = ThinkingIntervention(
         HFPolicy(model, tok, chat_template=False),
@@ -143,7 +145,7 @@ def main() -> None:
         "tti_fire_rate": rows["tti"]["fired"] / args.batch,
         "batch": args.batch,
         "max_new_tokens": max_new,
-        "device": "cpu",
+        "device": args.device,
         "same_tokens_when_not_firing": same,
     }))
 

@@ -116,6 +116,12 @@ def unpack_token_stats(packed: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.n
     return packed[:, 0], -top.mean(axis=1), top.max(axis=1)
 
 
+def _vecdot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise dot product (``np.vecdot``, a single ufunc call, on numpy >= 2)."""
+    vd = getattr(np, "vecdot", None)
+    return vd(a, b) if vd is not None else np.einsum("ij,ij->i", a, b)
+
+
 def numpy_token_stats(logprobs: np.ndarray, j: int = DEEPCONF_J, out: np.ndarray | None = None) -> np.ndarray:
     """``[3, B]`` float64 rows (H, C, log p_max) from normalised log-probs ``[B, V]`` (numpy).
 
@@ -128,9 +134,10 @@ def numpy_token_stats(logprobs: np.ndarray, j: int = DEEPCONF_J, out: np.ndarray
     if out is None:
         out = np.empty((3, logprobs.shape[0]))
     p = np.exp(logprobs)
-    out[0] = np.einsum("ij,ij->i", p, logprobs)
+    with np.errstate(invalid="ignore"):
+        out[0] = _vecdot(p, logprobs)
     if math.isnan(out[0].sum()):  # 0 * -inf: masked tokens; recompute with those terms set to 0
-        out[0] = np.einsum("ij,ij->i", p, np.where(p > 0, logprobs, 0.0))
+        out[0] = _vecdot(p, np.where(p > 0, logprobs, 0.0))
     # a full sort, not a partition: numpy's SIMD sort (x86-simd-sort) is branch-free and
     # several times faster than introselect (np.partition with two kth, torch.topk) on
     # fresh rows of log-probs
@@ -226,6 +233,7 @@ class SignalTracker:
         self.lo = np.full((2, self.batch_size), np.inf)
         self.hi = np.full((2, self.batch_size), -np.inf)
         self._stats = np.empty((3, self.batch_size))
+        self._host: bool | None = None
         self._w = np.array([self.alpha, -(1.0 - self.alpha)])
 
     def update_from_logprobs(self, logprobs) -> np.ndarray:
@@ -234,9 +242,11 @@ class SignalTracker:
         Float32/64 CPU tensors go through :func:`numpy_token_stats` on a zero-copy view;
         others through :func:`packed_token_stats` and one small copy to the host.
         """
-        import torch
+        if self._host is None:  # decided once: CPU float tensors have a zero-copy numpy view
+            import torch
 
-        if logprobs.device.type == "cpu" and logprobs.dtype in (torch.float32, torch.float64):
+            self._host = logprobs.device.type == "cpu" and logprobs.dtype in (torch.float32, torch.float64)
+        if self._host:
             st = numpy_token_stats(logprobs.numpy(), DEEPCONF_J, self._stats)
         else:
             packed = packed_token_stats(logprobs.float()).cpu().numpy().astype(np.float64)
