@@ -142,3 +142,22 @@ def test_ppo_runs_a_few_hundred_steps():
     assert model.num_timesteps >= 256
     act, _ = model.predict(venv.reset(), deterministic=True)
     assert act.shape == (2,) and all(0 <= a < 16 for a in act)
+
+
+def test_maskable_ppo_reads_the_mask_and_never_picks_padding():
+    pytest.importorskip("sb3_contrib")
+    import torch
+    from sb3_contrib import MaskablePPO
+
+    torch.set_num_threads(1)
+    env = wrapped("T2PO/WebShop-v0", k=16, encoder=HashingEncoder(32))
+    model = MaskablePPO("MlpPolicy", env, n_steps=64, batch_size=64, n_epochs=1, seed=0, device="cpu")
+    model.learn(total_timesteps=128)
+    obs, info = env.reset(seed=3)
+    for _ in range(10):
+        action, _ = model.predict(obs, action_masks=env.action_masks(), deterministic=False)
+        assert info["action_mask"][int(action)]
+        obs, _, term, trunc, info = env.step(int(action))
+        assert not info["padded_action"]
+        if term or trunc:
+            obs, info = env.reset()
