@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import subprocess
 import sys
+from pathlib import Path
 
 import gymnasium as gym
 import pytest
@@ -21,7 +22,8 @@ SECTIONS = ("## Description", "## Action Space", "## Observation Space", "## Rew
 def test_pprint_registry_lists_our_ids_without_importing_t2po_gym():
     code = ("import gymnasium as gym; s = gym.pprint_registry(disable_print=True); "
             "print(s.split('===== T2PO =====')[1])")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[1])
     assert out.returncode == 0, out.stderr
     listed = out.stdout.split()
     assert set(IDS) <= set(listed)
