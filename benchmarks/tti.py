@@ -137,6 +137,7 @@ def main() -> None:
     print(json.dumps({
         "overhead_ratio": round(overhead, 4),
         "overhead_ratio_of_medians": round(of_medians, 4),
+        "extra_us_per_token": round(1e6 * (rows["signal+rule"]["s_per_token"] - rows["baseline"]["s_per_token"]), 1),
         "repeats": repeats,
         "threads": args.threads,
         "tokens_per_s": round(rows["baseline"]["tokens_per_s"], 1),
