@@ -515,6 +515,19 @@ class Trainer:
         return ckpt
 
     def _load_model_weights(self, model_dir: Path) -> None:
+        adapter = model_dir / "adapter_model.safetensors"
+        if adapter.exists() and getattr(self.model, "peft_config", None):
+            # A LoRA checkpoint holds only the adapters (its base may have no path, e.g. tiny):
+            # load them into this run's peft model, whose base was rebuilt from cfg.model.
+            from peft import set_peft_model_state_dict
+            from safetensors.torch import load_file
+
+            result = set_peft_model_state_dict(self.model, load_file(str(adapter), device=str(self.cfg.device)))
+            unexpected = getattr(result, "unexpected_keys", None) or []
+            if unexpected:
+                raise RuntimeError(f"LoRA checkpoint {model_dir} does not match this model ({len(unexpected)} "
+                                   f"unexpected weights, e.g. {unexpected[:3]}); resume with the same --lora-rank and --model")
+            return
         loaded = load_policy_model(str(model_dir), device=self.cfg.device) if not hasattr(self.pm, "load_weights") else None
         if loaded is None:
             self.pm.load_weights(str(model_dir))  # type: ignore[attr-defined]

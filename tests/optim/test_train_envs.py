@@ -69,3 +69,9 @@ def test_lora_step_trains_only_the_adapters(tmp_path):
     changed = {k for k, p in named.items() if not torch.equal(before[k], p)}
     assert changed and all("lora_" in k for k in changed)
     assert tr.save().exists()
+    # resume: a fresh LoRA run (same base, new adapters) loads the trained adapters
+    tr2 = Trainer(cfg)
+    tr2.resume()
+    assert tr2.step == 1
+    for k, p in tr2.model.named_parameters():
+        assert torch.equal(p, named[k]), k
