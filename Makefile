@@ -21,7 +21,8 @@ install: system-deps
 	$(PIP) install -q ".[dev]"
 
 run: install
-	t2po play --env T2PO/ALFWorld-v0 --agent expert,random --episodes 50
+	# the main job: warm start (SFT) + T2PO on easy ALFWorld, before/after table, PNG curves in runs/demo
+	t2po train --out runs/demo --budget-min 15
 
 test: install
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PYTHON) -m pytest -q
