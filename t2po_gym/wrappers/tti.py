@@ -15,7 +15,9 @@ every sequence of a batch, separately, while it is inside ``<think>``:
 Firing replaces the token about to be emitted with the tokens of ``</think>\\n<action>``
 (marked in ``Generation.forced_mask``), after which the model samples normally. The
 generation reports ``think_tokens`` (sampled think tokens), ``intervened`` and
-``intervention_position``.
+``intervention_position``; ``Generation.signal`` only when the backend was asked for a
+signal (``HFPolicy(signal=...)``, or TDS stacked on top), since TTI alone does not need it
+after the thought ends.
 """
 
 from __future__ import annotations
