@@ -9,6 +9,7 @@ tokens per turn (training rollouts, last 3 steps), max grad norm, wall time.
 
     python benchmarks/algorithms.py            # 3 seeds, 6 steps each
     python benchmarks/algorithms.py --quick    # 1 seed, 2 steps (a smoke run)
+    python benchmarks/algorithms.py --quick --seeds 3   # 3 seeds, 2 steps
 
 Prints a table, writes ``<out>/algorithms.png`` (training success curves), and ends with
 one JSON line.
@@ -35,15 +36,19 @@ ALGOS = ("ppo", "grpo", "gigpo", "t2po")
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="1 seed, 2 steps, 8 eval games")
-    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="2 steps, 8 eval games, 1 seed unless --seeds is given")
+    ap.add_argument("--seeds", type=int, default=None, help="seeds (default 3; 1 with --quick)")
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--eval-episodes", type=int, default=48)
     ap.add_argument("--algos", default=",".join(ALGOS))
     ap.add_argument("--out", default="runs/bench_algorithms")
     args = ap.parse_args(argv)
     if args.quick:
-        args.seeds, args.steps, args.eval_episodes = 1, 2, 8
+        args.steps, args.eval_episodes = 2, 8
+    if args.seeds is None:
+        args.seeds = 1 if args.quick else 3
+    if args.seeds < 1:
+        raise SystemExit("--seeds must be >= 1")
     algos = [a for a in args.algos.split(",") if a]
     out = Path(args.out)
     plan = DemoPlan()
