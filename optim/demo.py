@@ -19,6 +19,7 @@ that makes whole commands single tokens, eval temperature 0.3-1.0, RL lr 3e-4 an
 from __future__ import annotations
 
 import json
+import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from typing import Any
 from optim.models import MODEL_MARKER, HFPolicyModel
 from optim.sft import SFTExample, collect_expert_examples
 
-__all__ = ["DemoModelConfig", "build_demo_model", "DEMO_ENV_KWARGS"]
+__all__ = ["DemoModelConfig", "build_demo_model", "dagger_examples", "DEMO_ENV_KWARGS"]
 
 #: How the demo plays ALFWorld: still ALFWorld's rules and text, but one task type
 #: (``pick_and_place_simple``) in small rooms (at most 3 receptacles), a one-turn history
@@ -92,11 +93,101 @@ class SearchingExpert:
                 return self._note(a)
         return self._note(oracle)
 
+    def label(self, env: Any, info: dict) -> str | None:
+        """The command for this state, without counting it as played (for DAgger relabelling)."""
+        saved = (set(self.visited), set(self.opened), self.here)
+        try:
+            return self(env, info)
+        finally:
+            self.visited, self.opened, self.here = saved
+
+    def observe(self, action: str, admissible: list[str]) -> None:
+        """Record a command someone else played (a no-op unless it was admissible)."""
+        if action not in admissible:
+            return
+        if action.startswith("go to "):
+            self._note(action)
+        elif action.startswith("open "):
+            self.opened.add(action[5:])
+
     def _note(self, action: str | None) -> str | None:
         if action is not None and action.startswith("go to "):
             self.here = action[6:]
             self.visited.add(self.here)
         return action
+
+
+def dagger_examples(
+    pm: Any,
+    episodes: int,
+    *,
+    seed: int,
+    env_kwargs: dict[str, Any] | None = None,
+    split: str = "train",
+    temperature: float = 1.0,
+    max_new_tokens: int = 32,
+    templates: tuple[str, ...] | None = None,
+    batch: int = 16,
+) -> tuple[list[SFTExample], float]:
+    """DAgger: play the clone (sampled), label every state it visits with the searching expert.
+
+    Episodes use seeds ``seed .. seed+episodes-1`` of ``split``. The expert follows the
+    clone's admissible commands (:meth:`SearchingExpert.observe`) so its search state is
+    the one the clone's play produced; its label never counts as played.
+
+    Returns ``(examples, clone_success)``.
+    """
+    import re
+
+    import gymnasium as gym
+    import torch
+
+    from optim.sft import expert_response
+    from t2po_gym.policies.base import SamplingConfig
+
+    rng = random.Random(seed)
+    policy = pm.make_policy()
+    out: list[SFTExample] = []
+    wins = 0
+    for k0 in range(0, episodes, batch):
+        n = min(batch, episodes - k0)
+        envs = [gym.make(DEMO_ENV, **(env_kwargs or {})) for _ in range(n)]
+        experts = [SearchingExpert() for _ in range(n)]
+        obs: list[str] = []
+        infos: list[dict] = []
+        for i, env in enumerate(envs):
+            o, info = env.reset(seed=seed + k0 + i, options={"split": split})
+            experts[i].reset(env, info)
+            obs.append(o)
+            infos.append(info)
+        alive = [True] * n
+        try:
+            while any(alive):
+                for i in range(n):
+                    if alive[i]:
+                        target = experts[i].label(envs[i], infos[i])
+                        if target is None:
+                            alive[i] = False
+                        else:
+                            out.append(SFTExample(obs[i], expert_response(target, rng, templates=templates)))
+                idx = [i for i in range(n) if alive[i]]
+                if not idx:
+                    break
+                sampling = SamplingConfig(temperature=temperature, max_new_tokens=max_new_tokens,
+                                          seed=rng.randrange(1 << 30))
+                with torch.no_grad():
+                    gens = policy.generate([obs[i] for i in idx], sampling)
+                for i, g in zip(idx, gens):
+                    m = re.search(r"<action>(.*?)</action>", g.text, re.S)
+                    experts[i].observe(m.group(1).strip() if m else "", list(infos[i].get("admissible_actions") or []))
+                    obs[i], _, term, trunc, infos[i] = envs[i].step(g.text)
+                    if term or trunc:
+                        alive[i] = False
+                        wins += bool(infos[i].get("won", False))
+        finally:
+            for env in envs:
+                env.close()
+    return out, wins / max(episodes, 1)
 
 
 def _train_tokenizer(texts: list[str], vocab_size: int) -> Any:
@@ -185,6 +276,14 @@ class DemoPlan:
     sft_steps: int = 900
     sft_batch: int = 16
     sft_lr: float = 3e-3
+    thought_templates: tuple[str, ...] | None = None
+    """Thoughts of the SFT targets (``None``: :data:`optim.sft.THOUGHT_TEMPLATES`)."""
+    dagger_rounds: int = 0
+    """DAgger rounds after the first SFT: play the clone on ``dagger_games`` train games,
+    add the expert's label of every state it visited, train ``dagger_sft_steps`` more."""
+    dagger_games: int = 64
+    dagger_sft_steps: int = 400
+    dagger_lr: float = 2e-3
     eval_episodes: int = 48
     eval_split: str = "valid_seen"
     eval_temperature: float = 1.0
@@ -236,14 +335,23 @@ def warm_start(out_dir: str | Path, plan: DemoPlan | None = None, *, seed: int =
 
     ek = plan.model.env_kwargs
     examples, stats = collect_expert_examples(DEMO_ENV, plan.expert_episodes, split="train", seed=seed, env_kwargs=ek,
-                                              noise=plan.expert_noise, expert=SearchingExpert())
+                                              noise=plan.expert_noise, expert=SearchingExpert(),
+                                              templates=plan.thought_templates)
     log(f"warm start: {len(examples)} expert turns from {plan.expert_episodes} train games "
         f"(expert success {stats['expert_success']:.2f}, {stats['turns']:.1f} turns/episode)")
     cfg = DemoModelConfig(**{**asdict(plan.model), "seed": seed})
     pm = build_demo_model(None, cfg, examples=examples)
     m = train_sft(pm, examples, steps=plan.sft_steps, batch_size=plan.sft_batch, lr=plan.sft_lr, seed=seed, progress=True)
     log(f"warm start: sft {plan.sft_steps} steps, loss {m['sft/loss']:.3f}, token acc {m['sft/token_acc']:.3f}")
-    pm.meta["sft"] = {"steps": plan.sft_steps, **m}
+    for r in range(plan.dagger_rounds):
+        more, clone_success = dagger_examples(pm, plan.dagger_games, seed=seed + 50_000 + 1000 * r, env_kwargs=ek,
+                                              templates=plan.thought_templates)
+        examples = examples + more
+        m = train_sft(pm, examples, steps=plan.dagger_sft_steps, batch_size=plan.sft_batch, lr=plan.dagger_lr,
+                      seed=seed + r + 1, progress=True)
+        log(f"warm start: dagger round {r + 1}: clone won {clone_success:.2f} of {plan.dagger_games} train games, "
+            f"+{len(more)} labelled states, sft loss {m['sft/loss']:.3f}")
+    pm.meta["sft"] = {"steps": plan.sft_steps, "dagger_rounds": plan.dagger_rounds, **m}
     tmp = out.with_name(out.name + ".tmp")
     import shutil
 

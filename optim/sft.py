@@ -43,9 +43,16 @@ class SFTExample:
     response: str
 
 
-def expert_response(action: str, rng: random.Random | None = None, tag: str = "action") -> str:
-    """The training-format response for an expert command, with a templated thought."""
-    template = (rng or random).choice(THOUGHT_TEMPLATES)
+def expert_response(
+    action: str, rng: random.Random | None = None, tag: str = "action", templates: tuple[str, ...] | None = None
+) -> str:
+    """The training-format response for an expert command, with a templated thought.
+
+    ``templates`` (default :data:`THOUGHT_TEMPLATES`) are the thoughts to draw from; one
+    template makes the target deterministic given the action.
+    """
+    templates = templates or THOUGHT_TEMPLATES
+    template = (rng or random).choice(templates)
     return f"<think>{template.format(action=action)}</think>\n<{tag}>{action}</{tag}>"
 
 
@@ -60,6 +67,7 @@ def collect_expert_examples(
     noise: float = 0.0,
     invalid_share: float = 0.3,
     expert: Callable[[Any, dict], str | None] | None = None,
+    templates: tuple[str, ...] | None = None,
 ) -> tuple[list[SFTExample], dict[str, float]]:
     """Play ``episodes`` expert episodes (seeds ``seed .. seed+episodes-1``) and record every turn.
 
@@ -70,7 +78,7 @@ def collect_expert_examples(
     them, including from its own invalid actions. Noisy turns are not recorded.
 
     ``expert(env, info)`` replaces the env's oracle (e.g. :class:`optim.demo.SearchingExpert`);
-    it must answer ``None`` when it has no command.
+    it must answer ``None`` when it has no command. ``templates``: see :func:`expert_response`.
 
     Returns:
         ``(examples, stats)``; stats has ``expert_success`` (fraction of episodes the expert won)
@@ -94,7 +102,7 @@ def collect_expert_examples(
                 action = expert(env, info) if expert is not None else env.unwrapped.oracle_action()
                 if action is None:
                     break
-                response = expert_response(action, rng, tag)
+                response = expert_response(action, rng, tag, templates)
                 examples.append(SFTExample(obs, response))
                 if noise > 0 and rng.random() < noise:
                     admissible = list(info.get("admissible_actions") or [])
@@ -103,7 +111,7 @@ def collect_expert_examples(
                         action = rng.choice(stale) if stale else "look around"
                     else:
                         action = rng.choice(admissible)
-                    response = expert_response(action, rng, tag)
+                    response = expert_response(action, rng, tag, templates)
                 played.append(action)
                 obs, _, term, trunc, info = env.step(response)
                 n += 1
