@@ -36,6 +36,13 @@ def test_build_demo_model_is_small_and_deterministic(tmp_path):
     assert a.encode_prompt(ex[0].prompt) == b.encode_prompt(ex[0].prompt)
     assert all((pa == pb).all() for pa, pb in zip(a.model.parameters(), b.model.parameters()))
     assert (tmp_path / "a" / "t2po_model.json").exists()
+    # reloading (AutoTokenizer makes it a Qwen2Tokenizer) must give the ids SFT trained on
+    from optim.models import load_policy_model
+
+    c = load_policy_model(str(tmp_path / "a"))
+    for e in ex[:3]:
+        assert c.encode_prompt(e.prompt) == a.encode_prompt(e.prompt)
+        assert c.encode_response(e.response) == a.encode_response(e.response)
 
 
 def test_one_thought_template_makes_targets_deterministic():
