@@ -14,6 +14,15 @@ repeats its last ``go to``, or takes an object the task did not ask for). Tried 
 success (0-4% warm-start success at 15-30 turns): 150-900 SFT steps, 300 or 3000 expert
 games, 2 or 3 receptacles, history 0 or 1, a 0.9M model (hidden 128, 4 layers), a BPE
 that makes whole commands single tokens, eval temperature 0.3-1.0, RL lr 3e-4 and 1e-3.
+
+Those runs had a bug: the BPE's pre-tokenizer was not Qwen2's, and the saved model reloads
+as a ``Qwen2Tokenizer`` (Qwen2's pre-tokenizer around our vocab), so the warm start that
+was evaluated and RL-trained saw other ids than SFT trained on (a clone at 0.33 success in
+memory, on 24 valid_seen games, scored 0.0 after save and load). Fixed since; the figures
+above predate the fix. After it, with DAgger (``DemoPlan(thought_templates=("The next step
+is to {action}.",), sft_steps=1200, dagger_rounds=3)``, off by default; 2026-11-27,
+``t2po train --budget-min 15``): warm start 275 s, 48-game success 0.042, then 105 T2PO
+steps in 592 s: 0.083 (+4 points; train-rollout success per step 0.0-0.53, noisy).
 """
 
 from __future__ import annotations
