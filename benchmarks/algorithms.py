@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="2 steps, 8 eval games, 1 seed unless --seeds is given")
     ap.add_argument("--seeds", type=int, default=None, help="seeds (default 3; 1 with --quick)")
     ap.add_argument("--steps", type=int, default=6)
-    ap.add_argument("--eval-episodes", type=int, default=48)
+    ap.add_argument("--eval-episodes", type=int, default=140, help="valid_seen games 0..N-1, each once (140: all)")
     ap.add_argument("--algos", default=",".join(ALGOS))
     ap.add_argument("--out", default="runs/bench_algorithms")
     args = ap.parse_args(argv)
@@ -54,6 +54,16 @@ def main(argv: list[str] | None = None) -> int:
     plan = DemoPlan()
     ws = warm_start(out / "warmstart", plan, seed=0)
     ek = plan.model.env_kwargs
+
+    def run_eval(pm, max_new_tokens: int) -> dict[str, float]:
+        return evaluate(pm, DEMO_ENV, split="valid_seen", episodes=args.eval_episodes, env_kwargs=ek,
+                        max_new_tokens=max_new_tokens, temperature=plan.eval_temperature,
+                        batch=min(args.eval_episodes, 70), reset_options=plan.eval_reset_options)
+
+    from optim.models import load_policy_model
+
+    ev0 = run_eval(load_policy_model(str(ws)), 32)
+    print(f"[warm start] eval success {ev0['eval/success']:.3f}, action valid {ev0['eval/action_valid']:.3f}", flush=True)
     results: dict[str, dict[str, list[float]]] = {a: {} for a in algos}
     curves: dict[str, list[dict]] = {}
     for seed in range(args.seeds):
@@ -69,9 +79,7 @@ def main(argv: list[str] | None = None) -> int:
             tr = Trainer(cfg)
             hist = [tr.train_step() for _ in range(args.steps)]
             wall = time.perf_counter() - t0
-            ev = evaluate(tr.pm, DEMO_ENV, split="valid_seen", episodes=args.eval_episodes, env_kwargs=ek,
-                          max_new_tokens=cfg.max_new_tokens, temperature=plan.eval_temperature,
-                          batch=args.eval_episodes)
+            ev = run_eval(tr.pm, cfg.max_new_tokens)
             last = hist[-3:]
             r = results[algo]
             for k, v in {
@@ -90,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
                                                         "losses/grad_norm", "hesitation/tti_fire_rate"))
     cols = ["success", "action_valid", "train_success_last3", "turns", "tokens_per_turn", "max_grad_norm", "wall_s"]
     print(f"\nALFWorld demo, {args.seeds} seed(s) x {args.steps} steps, eval {args.eval_episodes} valid_seen games (mean +- std)")
+    print(f"warm start: eval success {ev0['eval/success']:.3f}, action valid {ev0['eval/action_valid']:.3f}")
     print(f"{'algo':6s} " + " ".join(f"{c:>20s}" for c in cols))
     summary = {}
     for algo in algos:
@@ -103,7 +112,11 @@ def main(argv: list[str] | None = None) -> int:
             cells.append(f"{m:12.3f} +- {s:5.3f}")
         print(f"{algo:6s} " + " ".join(f"{x:>20s}" for x in cells))
     print(f"curves: {out / 'algorithms.png'}")
-    print(json.dumps({"benchmark": "algorithms", "seeds": args.seeds, "steps": args.steps, "results": summary}))
+    print(json.dumps({"benchmark": "algorithms", "seeds": args.seeds, "steps": args.steps,
+                      "eval_episodes": args.eval_episodes,
+                      "warm_start": {"success": round(ev0["eval/success"], 4),
+                                     "action_valid": round(ev0["eval/action_valid"], 4)},
+                      "results": summary}))
     return 0
 
 

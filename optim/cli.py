@@ -83,6 +83,8 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--temperature", type=float, default=0.0)
     e.add_argument("--max-new-tokens", type=int, default=None)
     e.add_argument("--env-kwargs", type=_json_arg, default=None)
+    e.add_argument("--reset-options", type=_json_arg, default=None,
+                   help='JSON added to every reset, e.g. \'{"game": "seed"}\' (ALFWorld: episode k plays game k)')
     e.add_argument("--device", default="cpu")
     e.set_defaults(func=_cmd_eval)
 
@@ -164,7 +166,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         raise SystemExit("--env is required when the checkpoint holds no training config")
     pm = load_policy_model(model_dir, device=args.device)
     m = evaluate(pm, env_id, split=args.split, episodes=args.episodes, env_kwargs=env_kwargs,
-                 max_new_tokens=max_new or 64, temperature=args.temperature, max_turns=max_turns)
+                 max_new_tokens=max_new or 64, temperature=args.temperature, max_turns=max_turns,
+                 reset_options=args.reset_options)
     for k, v in m.items():
         print(f"{k:24s} {v:.3f}")
     print(json.dumps({"checkpoint": str(ckpt or root), "split": args.split, **m}))

@@ -97,6 +97,9 @@ class TrainConfig:
     absolute, so this sets their weight against success: verl-agent trains ALFWorld with
     10 for a win against 0.1 per invalid action; with 1 for a win, a small policy learns
     to emit safe valid commands rather than to win (measured on the demo)."""
+    center_turns: bool = False
+    """Subtract each group's mean turn advantage (:func:`optim.advantage.center_turn_advantages`),
+    so long losing episodes do not push the policy down on average (off: the papers' estimators)."""
     invalid_action_penalty: float = 0.1
     """Subtracted from the reward of a turn whose action is invalid."""
     format_penalty: float = 0.0

@@ -152,6 +152,14 @@ def build_samples(
             per_turn_adv = [(x - mu) / (sd + 1e-8) for x in per_turn_adv]
     else:
         raise ValueError(f"unknown algo {cfg.algo!r}")
+    if cfg.center_turns and cfg.algo != "ppo" and trajs:
+        flat = adv.center_turn_advantages(
+            torch.cat(per_turn_adv), torch.tensor([tr.group for tr in trajs for _ in tr.turns], dtype=torch.long)
+        )
+        per_turn_adv, k = [], 0
+        for tr in trajs:
+            per_turn_adv.append(flat[k : k + len(tr.turns)])
+            k += len(tr.turns)
     samples = []
     for i, tr in enumerate(trajs):
         for j, t in enumerate(tr.turns):
@@ -565,16 +573,19 @@ def evaluate(
     batch: int = 16,
     max_turns: int | None = None,
     policy: LLMPolicy | None = None,
+    reset_options: dict | None = None,
 ) -> dict[str, float]:
     """Success on a fixed held-out set: episodes reset with seeds ``0 .. episodes-1`` of ``split``.
 
     Uses the unwrapped policy (no TTI / TDS), greedy by default, so two evaluations of the
-    same weights give the same figures.
+    same weights give the same figures. ``reset_options`` are added to every reset (e.g.
+    ALFWorld's ``{"game": "seed"}``: episode k plays game k of the split).
     """
     policy = policy or pm.make_policy()
     batch = max(1, min(batch, episodes))
     envs = make_group_envs(env_id, batch, **(env_kwargs or {}))
     options = {"split": split} if split else {}
+    options.update(reset_options or {})
     trajs = []
     was_training = pm.model.training
     pm.model.eval()

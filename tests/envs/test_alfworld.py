@@ -117,6 +117,15 @@ def test_reset_options_pick_split_and_game():
         env.reset(options={"split": "valid_seen", "game": 140})
     with pytest.raises(ValueError):
         env.reset(options={"split": "test"})
+    # "seed": game seed % n, so seeds 0..139 play each valid_seen game once
+    seen = set()
+    for s in (0, 1, 139, 140, 281):
+        env.reset(seed=s, options={"split": "valid_seen", "game": "seed"})
+        seen.add(env.game_index)
+        assert env.game_index == s % 140
+    assert seen == {0, 1, 139}
+    with pytest.raises(ValueError, match="needs a reset seed"):
+        env.reset(options={"split": "valid_seen", "game": "seed"})
 
 
 def test_expert_episode_wins_with_reward_one():

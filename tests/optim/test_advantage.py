@@ -123,3 +123,40 @@ def test_reward_scale_weighs_success_against_the_absolute_penalties():
         assert g[0].advantage == pytest.approx((scale - 1.2) / 2)
     with pytest.raises(ValueError, match="reward_scale"):
         preset("t2po", reward_scale=0.0)
+
+
+def test_center_turn_advantages_hand_example():
+    # group 0: turns with advantages 3, 3, -1, -1, -1, -1 (mean 1/3); group 1: one turn
+    a = torch.tensor([3.0, 3.0, -1.0, -1.0, -1.0, -1.0, 5.0])
+    g = torch.tensor([0, 0, 0, 0, 0, 0, 4])
+    c = adv.center_turn_advantages(a, g)
+    assert close(c, [3 - 1 / 3, 3 - 1 / 3, -4 / 3, -4 / 3, -4 / 3, -4 / 3, 0.0])
+    assert abs(float(c[:6].sum())) < 1e-5
+    assert adv.center_turn_advantages(torch.zeros(0), torch.zeros(0, dtype=torch.long)).numel() == 0
+
+
+def test_center_turns_makes_each_groups_turns_sum_to_zero():
+    """The episode advantage sums to zero over episodes but not over turns when losing
+    episodes are longer; with center_turns the turns of each group sum to zero."""
+    from optim.config import preset
+    from optim.rollout import Rollout, Trajectory, Turn
+    from optim.trainer import build_samples
+
+    def turn(reward, anchor):
+        return Turn([1], [2], [-0.5], [0], reward, anchor, True, True)
+
+    def group(g):
+        win = Trajectory(g, 0, g, [turn(0.0, "a"), turn(1.0, "b")], won=True)
+        losses = [Trajectory(g, m, g, [turn(0.0, "a")] + [turn(0.0, "c")] * 5) for m in (1, 2, 3)]
+        return [win, *losses]
+
+    ro = Rollout(group(0) + group(1))
+    for algo in ("grpo", "gigpo", "t2po"):
+        plain = [s.advantage for s in build_samples(ro, preset(algo))]
+        centred = [s.advantage for s in build_samples(ro, preset(algo, center_turns=True))]
+        n = len(plain) // 2
+        assert sum(plain[:n]) < -0.1  # the bias this option removes
+        assert sum(centred[:n]) == pytest.approx(0.0, abs=1e-5)
+        assert sum(centred[n:]) == pytest.approx(0.0, abs=1e-5)
+        # a shift per group: differences between turns are unchanged
+        assert [c - centred[0] for c in centred[:n]] == pytest.approx([p - plain[0] for p in plain[:n]], abs=1e-5)

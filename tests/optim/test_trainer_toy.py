@@ -134,3 +134,31 @@ def test_an_update_moves_logprobs_along_the_advantage(tmp_path, algo):
     adv = torch.tensor([s.advantage for s in samples])
     assert delta[adv > 0].mean() > 0 > delta[adv < 0].mean()
     assert torch.corrcoef(torch.stack([adv, delta]))[0, 1] > 0.2
+
+
+def test_evaluate_reset_options_play_every_alfworld_game_once():
+    """evaluate(reset_options={"game": "seed"}) plays game k of the split in episode k, so
+    episodes 0..n-1 cover n distinct games; without it, seeds pick games at random."""
+    import gymnasium as gym
+
+    from optim.trainer import evaluate
+    from t2po_gym.policies.base import Generation
+
+    class Recorder:
+        def __init__(self):
+            self.first = {}
+
+        def generate(self, prompts, sampling=None, *, episode_ids=None):
+            for p, e in zip(prompts, episode_ids):
+                self.first.setdefault(e, p)
+            return [Generation(text="<think>x</think><action>look</action>", token_ids=[1], logprobs=[0.0],
+                               prompt_ids=[1]) for _ in prompts]
+
+    kw = {"max_turns": 1}
+    rec = Recorder()
+    evaluate(ToyPolicyModel(), "T2PO/ALFWorld-v0", split="valid_seen", episodes=6, env_kwargs=kw, batch=3,
+             policy=rec, reset_options={"game": "seed"})
+    env = gym.make("T2PO/ALFWorld-v0", **kw)
+    want = [env.reset(seed=0, options={"split": "valid_seen", "game": k})[0] for k in range(6)]
+    got = [rec.first[f"eval{k0}-{i}"] for k0 in (0, 3) for i in range(3)]
+    assert got == want and len(set(got)) == 6

@@ -65,7 +65,9 @@ class ALFWorldEnv(TextEnv):
     ## Starting State
     The agent stands in the middle of the room; all openable receptacles are closed.
     ``reset(seed=s)`` picks a game of the split reproducibly;
-    ``reset(options={"split": "valid_seen", "game": 7})`` picks one explicitly.
+    ``reset(options={"split": "valid_seen", "game": 7})`` picks one explicitly, and
+    ``reset(seed=s, options={"game": "seed"})`` picks game ``s % n``, so seeds ``0..n-1`` of a
+    vector env play every game of the split once.
 
     ## Episode End
     Terminated when the task is solved; truncated after ``max_turns`` (50) steps.
@@ -162,7 +164,13 @@ class ALFWorldEnv(TextEnv):
         if split not in SPLIT_SIZES:
             raise ValueError(f"unknown split {split!r}; choose one of {sorted(SPLIT_SIZES)}")
         n = self.num_games if split == self.split else SPLIT_SIZES[split]
-        if "game" in options:
+        if options.get("game") == "seed":
+            # every game of the split exactly once over seeds 0..n-1 (a vector env passes
+            # one options dict to all sub-envs, but a seed to each)
+            if seed is None:
+                raise ValueError('options {"game": "seed"} needs a reset seed: the game is seed % n')
+            index = int(seed) % n
+        elif "game" in options:
             index = int(options["game"])
             if not 0 <= index < n:
                 raise IndexError(f"game {index} out of range for split {split!r} (0..{n - 1})")
