@@ -12,13 +12,14 @@ another 17% take an object that is not there. It wins 22% of the games (25-26% a
 temperature 0.7 or 0.4, so sharpening alone has little to give). RL at this scale does not
 raise held-out success:
 
-- the defaults (T2PO, lr 1e-4, KL 0.05, ``reward_scale`` 10), 113 steps of 4 tasks x 8 in
-  695 s: 0.221 -> 0.200 (an earlier README quoted +8 points, measured on 48 games drawn with
-  repeats: that figure was noise);
+- the defaults (T2PO, lr 1e-4, KL 0.05, ``reward_scale`` 10), the main job's 112 steps of
+  4 tasks x 8 in 682 s: 0.221 -> 0.186 (an earlier README quoted +8 points, measured on 48
+  games drawn with repeats: that figure was noise);
 - lr 5e-4 without KL: 0.215 -> 0.014 in 60 steps (entropy and invalid actions rise); with
   :func:`optim.advantage.center_turn_advantages`: 0.215 -> 0.097; GiGPO without TTI/TDS:
   0.104; GRPO at lr 3e-4: flat; lr 1e-3 or 2e-3 (even with Adam's eps at 1e-3): collapse to 0;
-- 16 tasks x 8 per step at lr 5e-4, or 8 x 8 at lr 2e-4: flat for 20-50 steps;
+- 16 tasks x 8 per step at lr 5e-4, or 8 x 8 at lr 2e-4: flat for 20-50 steps; 16 x 4 at
+  lr 2e-4 with centring, 63 steps in 10 minutes: 0.201;
 - T2PO at lr 5e-4 with centring on 4 *fixed* training games: their success rose
   0.30 -> 0.69 in 30 steps.
 
@@ -302,7 +303,7 @@ class DemoPlan:
     expert_episodes: int = 3000
     """Expert games for SFT: 3000 games (about 23k turns) are seen about once in 1500 steps
     of 16, so the clone generalises instead of memorising 300 games (0.125 against 0.042
-    success on the fixed valid_seen set, and 160 s against 275 s with DAgger)."""
+    success on 48 sampled valid_seen games, and 160 s against 275 s with DAgger)."""
     expert_noise: float = 0.2
     """DART noise of the demonstrations (see :func:`optim.sft.collect_expert_examples`)."""
     sft_steps: int = 1500
