@@ -28,7 +28,9 @@ learns from a few games does not carry to others. Our reading (not proven): for 
 model an update that makes one game's winning commands likelier acts almost like a
 context-free push towards those names, which are wrong in most other rooms; invalid
 actions rise as held-out success falls. Held-out gains need far more tasks per update
-or a model that conditions better on the prompt, neither of which fits 15 minutes on 2 cores.
+or a model that conditions better on the prompt, neither of which fits 15 minutes on 2 cores:
+a 0.42M model (hidden 96, 3 layers, intermediate 288) given the same 1500 SFT steps took
+314 s and won 0.028 of 144 sampled valid_seen episodes.
 """
 
 from __future__ import annotations
