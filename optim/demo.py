@@ -6,20 +6,25 @@ prompt is a few hundred tokens), and a randomly initialised ``Qwen2ForCausalLM``
 (hidden 64, 2 layers, about 0.15M parameters). Nothing is downloaded.
 
 What limits the demo (measured on 2 shared CPU cores, 2026-11-27, all 140 valid_seen games,
-each once, sampled at temperature 1.0): the clone. It writes an admissible command only
-about 37% of the time; 29% of its turns go to a receptacle that is not in the room, and
-another 17% take an object that is not there. It wins 22% of the games (25-26% at
-temperature 0.7 or 0.4, so sharpening alone has little to give). RL at this scale does not
-raise held-out success:
+each once, sampled at temperature 1.0): the clone, and RL's failure to generalise from it.
+After 3000 SFT steps the clone wins 0.521 (0.571 at temperature 0.7, 0.464 at 0.4); it
+writes an admissible command 46% of the time (22% of its turns repeat an invalid command,
+20% go to a receptacle not in the room, 13% take the target where it is not). After 1500
+steps (one pass over the data) it won only 0.221: SFT length was the largest lever found.
+RL at this scale does not raise held-out success:
 
-- the defaults (T2PO, lr 1e-4, KL 0.05, ``reward_scale`` 10), the main job's 112 steps of
-  4 tasks x 8 in 682 s: 0.221 -> 0.186 (an earlier README quoted +8 points, measured on 48
-  games drawn with repeats: that figure was noise);
-- lr 5e-4 without KL: 0.215 -> 0.014 in 60 steps (entropy and invalid actions rise); with
-  :func:`optim.advantage.center_turn_advantages`: 0.215 -> 0.097; GiGPO without TTI/TDS:
-  0.104; GRPO at lr 3e-4: flat; lr 1e-3 or 2e-3 (even with Adam's eps at 1e-3): collapse to 0;
-- 16 tasks x 8 per step at lr 5e-4, or 8 x 8 at lr 2e-4: flat for 20-50 steps; 16 x 4 at
-  lr 2e-4 with centring, 63 steps in 10 minutes: 0.201;
+- the main job with the defaults (T2PO, lr 1e-4, KL 0.05, ``reward_scale`` 10), 95 steps
+  of 4 tasks x 8 in 509 s: 0.521 -> 0.471, action validity 0.457 -> 0.350; 6 steps of any
+  algorithm (``benchmarks/algorithms.py``): +1.5 to +3.4 points, within the noise;
+- from the 1500-step clone (success on 144 sampled episodes, 0.215 before): the defaults
+  for 112 steps, 0.221 -> 0.186 on all 140 games (an earlier README quoted +8 points,
+  measured on 48 games drawn with repeats: that figure was noise); lr 5e-4 without KL:
+  0.014 in 60 steps (entropy and invalid actions rise); with
+  :func:`optim.advantage.center_turn_advantages`: 0.097; GiGPO without TTI/TDS: 0.104;
+  lr 3e-4 + centring + gamma 0.8: 0.222; lr 1e-3 or 2e-3 (even with Adam's eps at 1e-3):
+  collapse to 0; 16 tasks x 8 per step at lr 5e-4, or 8 x 8 at lr 2e-4: flat for 20-50
+  steps; 16 x 4 at lr 2e-4 with centring, 63 steps in 10 minutes: 0.201;
+- from the 3000-step clone (0.569 on the 144 episodes), lr 3e-4 + centring, 90 steps: 0.493;
 - T2PO at lr 5e-4 with centring on 4 *fixed* training games: their success rose
   0.30 -> 0.69 in 30 steps.
 
@@ -29,8 +34,8 @@ model an update that makes one game's winning commands likelier acts almost like
 context-free push towards those names, which are wrong in most other rooms; invalid
 actions rise as held-out success falls. Held-out gains need far more tasks per update
 or a model that conditions better on the prompt, neither of which fits 15 minutes on 2 cores:
-a 0.42M model (hidden 96, 3 layers, intermediate 288) given the same 1500 SFT steps took
-314 s and won 0.028 of 144 sampled valid_seen episodes.
+a 0.42M model (hidden 96, 3 layers, intermediate 288) given 1500 SFT steps took 314 s and
+won 0.028 of 144 sampled valid_seen episodes.
 """
 
 from __future__ import annotations
@@ -303,12 +308,15 @@ class DemoPlan:
 
     model: DemoModelConfig = field(default_factory=DemoModelConfig)
     expert_episodes: int = 3000
-    """Expert games for SFT: 3000 games (about 23k turns) are seen about once in 1500 steps
-    of 16, so the clone generalises instead of memorising 300 games (0.125 against 0.042
-    success on 48 sampled valid_seen games, and 160 s against 275 s with DAgger)."""
+    """Expert games for SFT: 3000 games (about 23k turns), seen twice in 3000 steps of 16,
+    so the clone generalises instead of memorising a few hundred games (with 300 games and
+    DAgger: 0.042 against 0.125 for 3000 games at 1500 steps, on 48 sampled valid_seen games)."""
     expert_noise: float = 0.2
     """DART noise of the demonstrations (see :func:`optim.sft.collect_expert_examples`)."""
-    sft_steps: int = 1500
+    sft_steps: int = 3000
+    """Two passes over the 3000 games. 1500 steps (one pass) left the clone undertrained:
+    it won 0.221 of all 140 valid_seen games, against 0.521 after 3000 steps (the main
+    job's warm start then takes 346 s instead of 167 s on 2 cores)."""
     sft_batch: int = 16
     sft_lr: float = 3e-3
     thought_templates: tuple[str, ...] | None = ("The next step is to {action}.",)
