@@ -28,6 +28,8 @@ __all__ = [
     "grpo_advantages",
     "anchor_group_ids",
     "gigpo_advantages",
+    "scale_negative_advantages",
+    "clip_invalid_advantages",
     "shape_rewards",
     "t2po_advantages",
     "center_turn_advantages",
@@ -311,3 +313,64 @@ def center_turn_advantages(advantages: torch.Tensor, turn_group_ids: torch.Tenso
     sums = torch.zeros(k).index_add_(0, inv, advantages)
     counts = torch.zeros(k).index_add_(0, inv, torch.ones_like(advantages))
     return advantages - (sums / counts)[inv]
+
+
+def scale_negative_advantages(advantages: torch.Tensor, scale: float) -> torch.Tensor:
+    """Multiply the negative advantages by ``scale`` in [0, 1]; leave the others unchanged.
+
+    ::
+
+        A'(t) = A(t)            if A(t) >= 0
+                scale * A(t)    otherwise
+
+    ``scale = 1`` is the plain estimator; ``scale = 0`` keeps only the turns that did better
+    than their group, i.e. on-policy self-imitation (rejection fine-tuning weighted by the
+    advantage, with PPO's clipping). In between it is the positive/negative sample weighting
+    studied by Zhu et al. 2025 ("The Surprising Effectiveness of Negative Reinforcement in
+    LLM Reasoning"), who weight the positive samples instead; only the ratio matters.
+
+    Why it exists: pushing down a token the model is already sure of moves its probability
+    to every other token at once. For a large model most of that mass lands on sensible
+    alternatives; for the demo's 0.15M-parameter clone (token entropy about 0.04) it lands on
+    commands that are not admissible. Measured on the demo (T2PO, 4 tasks x 8, lr 1e-4,
+    KL 0.05, 8 minutes), success on all 140 valid_seen games went 0.521 -> 0.521 with
+    ``center_turns`` and scale 1, and 0.521 -> 0.593 with scale 0 (action validity 0.38
+    against 0.49). Alone it is not enough at lr 3e-4 (0.486): see
+    :func:`clip_invalid_advantages`.
+
+    Args:
+        advantages: ``[S]`` per-turn advantages.
+        scale: weight of the negative ones, ``0 <= scale <= 1``.
+    """
+    if not 0.0 <= scale <= 1.0:
+        raise ValueError(f"negative advantage scale must be in [0, 1], got {scale}")
+    advantages = torch.as_tensor(advantages, dtype=torch.float32)
+    return torch.where(advantages < 0, advantages * scale, advantages)
+
+
+def clip_invalid_advantages(advantages: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Never reinforce an invalid turn: ``A'(t) = min(A(t), 0)`` where ``valid[t]`` is false.
+
+    A turn is invalid when its action was not admissible or its format was broken. Every
+    turn of a winning episode carries the episode's positive advantage, and GiGPO's step
+    advantage takes back only a fraction of it from a wasted turn (one turn of discount plus
+    the 0.1 penalty, against the 10 of a win). The gradient of a positive advantage on a
+    token is proportional to ``1 - p``, so for a confident model the push lands mostly on the
+    rare tokens of a sample, which are its slips: RL then teaches the slips. With this
+    option they get no positive push (a negative advantage is kept, for
+    :func:`scale_negative_advantages` to weigh).
+
+    Measured on the demo with ``scale_negative_advantages(., 0)`` (T2PO, 4 tasks x 8, KL
+    0.05, 8 minutes, all 140 valid_seen games, clone at 0.521): at lr 3e-4 0.486 without
+    this option and 0.621 / 0.521 / 0.586 with it (training seeds 0 / 1 / 2); at lr 1e-3
+    without KL 0 without it and 0.429 with it.
+
+    Args:
+        advantages: ``[S]`` per-turn advantages.
+        valid: ``[S]`` bool, the turn's action was admissible and its format valid.
+    """
+    advantages = torch.as_tensor(advantages, dtype=torch.float32)
+    valid = torch.as_tensor(valid, dtype=torch.bool)
+    if valid.shape != advantages.shape:
+        raise ValueError(f"valid has shape {tuple(valid.shape)}, advantages {tuple(advantages.shape)}")
+    return torch.where(valid, advantages, advantages.clamp(max=0.0))

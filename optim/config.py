@@ -100,6 +100,12 @@ class TrainConfig:
     center_turns: bool = False
     """Subtract each group's mean turn advantage (:func:`optim.advantage.center_turn_advantages`),
     so long losing episodes do not push the policy down on average (off: the papers' estimators)."""
+    negative_advantage_scale: float = 1.0
+    """Multiplies every negative turn advantage (:func:`optim.advantage.scale_negative_advantages`):
+    1 is the papers' estimator, 0 trains only on turns that beat their group (self-imitation)."""
+    clip_invalid_advantages: bool = False
+    """A turn with an invalid action or a broken format never gets a positive advantage
+    (:func:`optim.advantage.clip_invalid_advantages`); off: the papers' estimators."""
     invalid_action_penalty: float = 0.1
     """Subtracted from the reward of a turn whose action is invalid."""
     format_penalty: float = 0.0
@@ -157,6 +163,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not self.reward_scale > 0:
             raise ValueError(f"reward_scale must be > 0, got {self.reward_scale}")
+        if not 0.0 <= self.negative_advantage_scale <= 1.0:
+            raise ValueError(f"negative_advantage_scale must be in [0, 1], got {self.negative_advantage_scale}")
         if not 0.0 <= self.gamma <= 1.0 or not 0.0 <= self.gae_lambda <= 1.0:
             raise ValueError("gamma and gae_lambda must be in [0, 1]")
         if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):

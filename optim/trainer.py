@@ -160,6 +160,13 @@ def build_samples(
         for tr in trajs:
             per_turn_adv.append(flat[k : k + len(tr.turns)])
             k += len(tr.turns)
+    if cfg.clip_invalid_advantages and trajs:
+        per_turn_adv = [
+            adv.clip_invalid_advantages(x, torch.tensor([t.action_valid and t.format_valid for t in tr.turns]))
+            for x, tr in zip(per_turn_adv, trajs)
+        ]
+    if cfg.negative_advantage_scale != 1.0 and trajs:
+        per_turn_adv = [adv.scale_negative_advantages(x, cfg.negative_advantage_scale) for x in per_turn_adv]
     samples = []
     for i, tr in enumerate(trajs):
         for j, t in enumerate(tr.turns):

@@ -160,3 +160,71 @@ def test_center_turns_makes_each_groups_turns_sum_to_zero():
         assert sum(centred[n:]) == pytest.approx(0.0, abs=1e-5)
         # a shift per group: differences between turns are unchanged
         assert [c - centred[0] for c in centred[:n]] == pytest.approx([p - plain[0] for p in plain[:n]], abs=1e-5)
+
+
+def test_scale_negative_advantages_hand_example():
+    a = torch.tensor([2.0, -1.0, 0.0, -4.0])
+    assert close(adv.scale_negative_advantages(a, 0.25), [2.0, -0.25, 0.0, -1.0])
+    assert close(adv.scale_negative_advantages(a, 0.0), [2.0, 0.0, 0.0, 0.0])
+    assert close(adv.scale_negative_advantages(a, 1.0), a)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        adv.scale_negative_advantages(a, 1.5)
+
+
+def test_negative_advantage_scale_in_build_samples():
+    """build_samples: scale 0 keeps the positive turn advantages exactly and zeroes the rest;
+    0.5 halves the negative ones (after centring, when both are on)."""
+    from optim.config import preset
+    from optim.rollout import Rollout, Trajectory, Turn
+    from optim.trainer import build_samples
+
+    def turn(reward, anchor):
+        return Turn([1], [2], [-0.5], [0], reward, anchor, True, True)
+
+    win = Trajectory(0, 0, 3, [turn(0.0, "a"), turn(1.0, "b")], won=True)
+    losses = [Trajectory(0, m, 3, [turn(0.0, "a")] + [turn(0.0, "c")] * 3) for m in (1, 2)]
+    ro = Rollout([win, *losses])
+    for algo in ("grpo", "gigpo", "t2po", "ppo"):
+        kw = {"center_turns": True} if algo != "ppo" else {}
+        values = [[0.0] * len(t.turns) for t in ro.trajectories] if algo == "ppo" else None
+        plain = [s.advantage for s in build_samples(ro, preset(algo, **kw), values)]
+        assert min(plain) < 0 < max(plain)
+        for beta in (0.0, 0.5):
+            scaled = [s.advantage for s in build_samples(ro, preset(algo, negative_advantage_scale=beta, **kw), values)]
+            assert scaled == pytest.approx([p if p >= 0 else beta * p for p in plain], abs=1e-6)
+    with pytest.raises(ValueError, match="negative_advantage_scale"):
+        preset("t2po", negative_advantage_scale=-0.1)
+
+
+def test_clip_invalid_advantages_hand_example():
+    a = torch.tensor([2.0, 2.0, -1.0, -1.0])
+    valid = torch.tensor([True, False, True, False])
+    assert close(adv.clip_invalid_advantages(a, valid), [2.0, 0.0, -1.0, -1.0])
+    with pytest.raises(ValueError, match="shape"):
+        adv.clip_invalid_advantages(a, torch.tensor([True]))
+
+
+def test_clip_invalid_in_build_samples_never_reinforces_a_slip():
+    """A winning episode's invalid and malformed turns get no positive advantage; its valid
+    turns keep theirs; with negative_advantage_scale 0 every invalid turn gets exactly 0."""
+    from optim.config import preset
+    from optim.rollout import Rollout, Trajectory, Turn
+    from optim.trainer import build_samples
+
+    def turn(reward, anchor, valid=True, fmt=True):
+        return Turn([1], [2], [-0.5], [0], reward, anchor, fmt, valid)
+
+    win = Trajectory(0, 0, 3, [turn(0.0, "a"), turn(0.0, "a", valid=False), turn(0.0, "a", fmt=False),
+                               turn(1.0, "b")], won=True)
+    lose = Trajectory(0, 1, 3, [turn(0.0, "a")] * 4)
+    ro = Rollout([win, lose])
+    for algo in ("grpo", "gigpo", "t2po"):
+        plain = [s.advantage for s in build_samples(ro, preset(algo))]
+        clipped = [s.advantage for s in build_samples(ro, preset(algo, clip_invalid_advantages=True))]
+        assert plain[1] > 0 and plain[2] > 0  # the slips of the winning episode are reinforced by default
+        assert clipped[1] <= 0 and clipped[2] <= 0
+        assert clipped[0] == pytest.approx(plain[0]) and clipped[3] == pytest.approx(plain[3])
+        assert clipped[4:] == pytest.approx(plain[4:])
+        both = [s.advantage for s in build_samples(ro, preset(algo, clip_invalid_advantages=True,
+                                                               negative_advantage_scale=0.0))]
+        assert both[1] == 0.0 and both[2] == 0.0 and all(x >= 0 for x in both)
