@@ -14,7 +14,8 @@ steps (one pass over the data) it won only 0.221: SFT length was the largest lev
 
 RL with the papers' estimator makes this clone worse: the main job with T2PO as published
 (lr 1e-4, KL 0.05, ``reward_scale`` 10), 95 steps of 4 tasks x 8 in 509 s, went
-0.521 -> 0.471 and action validity 0.457 -> 0.350. Two mechanisms, both measured:
+0.521 -> 0.471 and action validity 0.457 -> 0.350 (training seeds 1 and 2, 8 minutes:
+0.557 and 0.521, validity 0.412 and 0.416). Two mechanisms, both measured:
 
 - negative advantages: pushing down a token the clone is sure of (token entropy 0.04)
   spreads its probability over every other token, and for a 0.15M model most of them are
@@ -30,10 +31,11 @@ RL with the papers' estimator makes this clone worse: the main job with T2PO as 
 
 So the demo trains with both (``negative_advantage_scale=0``, ``clip_invalid_advantages``,
 lr 3e-4, KL 0.05), which is T2PO's rollout (TTI + TDS) and estimator with an on-policy,
-advantage-weighted self-imitation update. Over 3 training seeds (8 minutes of RL each
-from the same clone) it ended at 0.621, 0.521 and 0.586: +5.5 points on average, with a
-spread as large as the gain. The main job (seed 0, 95 steps in 529 s) went 0.521 -> 0.586
-(action validity 0.457 -> 0.462); the same run stood at 0.621 at step 84. Other settings from that clone: lr 1e-4 (seed 1) 0.514, lr
+advantage-weighted self-imitation update. The main job (seed 0, 95 steps in 529 s) went
+0.521 -> 0.586 (action validity 0.457 -> 0.462; it stood at 0.621 at step 84); seeds 1
+and 2 (8 minutes of RL) ended at 0.521 and 0.586 (validity 0.461, 0.492): +4.3 points on
+average, with a spread as large as the gain, against -0.5 (validity -6.4) for the papers'
+estimator on the same three seeds. Other settings from that clone: lr 1e-4 (seed 1) 0.514, lr
 5e-4 0.450, 8 tasks x 4 0.543, the step advantage alone (no episode term, seed 1) 0.500.
 Earlier, from the 1500-step clone, no setting of the papers' estimator beat the noise
 (lr 5e-4 without KL 0.014, GiGPO 0.104, lr 1e-3 collapse, 16 x 4 at lr 2e-4 0.201), while
