@@ -20,7 +20,7 @@ Prints a table, then a last line of JSON. ``--quick`` runs in well under 40 s on
 
 Measured (``--quick``, batch 8, 1 torch thread, 31 repeats, 2-core development machine,
 2026-11-27): ``overhead_ratio`` 1.040-1.047 over seven runs with numba installed (the
-per-step signal and rule in compiled kernels, :mod:`t2po_gym.wrappers._fused`), against
+per-step signal and rule in compiled kernels, :mod:`t2po_gym._fused`), against
 1.12 on the numpy path (``T2PO_NO_NUMBA=1``) in the same session. What is left is fixed
 per-step cost: the SIMD row sort behind the top-j confidence (~7-10 us for [8, 512]
 once the forward pass has run), the two kernel calls (~5 us) and their Python glue,
@@ -47,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from t2po_gym.policies.base import SamplingConfig
 from t2po_gym.policies.hf import HFPolicy
 from t2po_gym.policies.tiny import build_tiny_model
-from t2po_gym.wrappers import _fused
+from t2po_gym import _fused
 from t2po_gym.wrappers.tti import ThinkingIntervention, TTIConfig
 
 RAMBLE = "<think> hmm, wait, let me think again. maybe the apple is in the fridge. " * 12

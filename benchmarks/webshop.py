@@ -71,7 +71,7 @@ def main() -> None:
     import gymnasium as gym
 
     import t2po_gym  # noqa: F401
-    from t2po_gym.envs.webshop.catalog import get_catalog
+    from t2po_gym.envs.webshop.catalogs import get_catalog
     from t2po_gym.envs.webshop.env import catalog_retriever
 
     rows: list[tuple[str, str]] = []

@@ -114,7 +114,7 @@ def play_with_policy(args: argparse.Namespace, env_kwargs: dict | None = None, o
     import gymnasium as gym
 
     import t2po_gym  # noqa: F401  (registers the env ids)
-    from t2po_gym.policies.factory import make_policy
+    from t2po_gym.factory import make_policy
 
     policy = make_policy(args.policy, tti=bool(args.tti), tds=bool(args.tds))
     sampling = SamplingConfig(

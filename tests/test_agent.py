@@ -71,7 +71,7 @@ def test_play_with_policy_cli(monkeypatch):
 
 
 def test_bad_policy_spec():
-    from t2po_gym.policies.factory import make_policy
+    from t2po_gym.factory import make_policy
 
     with pytest.raises(ValueError, match="hf:PATH"):
         make_policy("tiny")

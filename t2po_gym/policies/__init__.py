@@ -36,7 +36,7 @@ _LAZY = {
     "OpenAIPolicy": "t2po_gym.policies.openai_compat",
     "VLLMPolicy": "t2po_gym.policies.vllm_backend",
     "build_tiny_model": "t2po_gym.policies.tiny",
-    "make_policy": "t2po_gym.policies.factory",
+    "make_policy": "t2po_gym.factory",
 }
 
 

@@ -69,7 +69,7 @@ class HFPolicy:
     - ``tokenizer``: a tokenizer or a path; defaults to the model path.
     - ``device``: where to run (``"cpu"``, ``"cuda"``); default: where the model is.
     - ``signal``: ``None`` (default: no signal, fastest), ``"paper"`` or ``"reference"``:
-      fill ``Generation.signal`` (see :mod:`t2po_gym.wrappers.uncertainty`). A TTI
+      fill ``Generation.signal`` (see :mod:`t2po_gym.uncertainty`). A TTI
       controller alone (no signal asked for) gets M_t only while some sequence's thought
       is still open, and ``Generation.signal`` stays empty.
     - ``chat_template``: wrap each prompt as one user message with the tokenizer's
@@ -223,7 +223,7 @@ class HFPolicy:
         """
         import torch
 
-        from t2po_gym.wrappers.uncertainty import SignalTracker
+        from t2po_gym.uncertainty import SignalTracker
 
         prompts = check_prompts(prompts)
         sampling = sampling or SamplingConfig()

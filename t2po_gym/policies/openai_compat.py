@@ -3,7 +3,7 @@
 Works with ``vllm serve``, the llama.cpp server (``python -m llama_cpp.server``) and
 SGLang. Each prompt is one streamed completion (the prompts of a batch run in
 parallel threads); the uncertainty signal is computed per token from the returned
-``top_logprobs`` (see :mod:`t2po_gym.wrappers.uncertainty`: H from the renormalised
+``top_logprobs`` (see :mod:`t2po_gym.uncertainty`: H from the renormalised
 top-k).
 
 TTI through a server: when the controller fires, the stream is closed and a new
@@ -172,7 +172,7 @@ class OpenAIPolicy:
     def _generate_one(self, prompt, sampling, seed, kind, ctrl) -> Generation:
         import torch
 
-        from t2po_gym.wrappers.uncertainty import SignalTracker, topk_token_stats
+        from t2po_gym.uncertainty import SignalTracker, topk_token_stats
 
         stop = tuple(sampling.stop or ())
         tracker = SignalTracker(kind, 1, self.vocab_size) if kind else None

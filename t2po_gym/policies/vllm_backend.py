@@ -116,7 +116,7 @@ class TTILogitsState:
     _tracker: Any = None
 
     def __post_init__(self) -> None:
-        from t2po_gym.wrappers.uncertainty import SignalTracker
+        from t2po_gym.uncertainty import SignalTracker
 
         if self.controller is not None:
             if not self.forced_ids:
@@ -313,7 +313,7 @@ class VLLMPolicy:
     def _record(self, c: Any, state: TTILogitsState | None, want_signal: bool, kind, forced) -> Generation:
         import torch
 
-        from t2po_gym.wrappers.uncertainty import SignalTracker, topk_token_stats
+        from t2po_gym.uncertainty import SignalTracker, topk_token_stats
 
         ids = list(c.token_ids)
         lps, tops = [], []

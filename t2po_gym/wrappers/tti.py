@@ -28,7 +28,7 @@ from typing import Literal, Sequence
 import numpy as np
 
 from t2po_gym.policies.base import FORCED_CLOSE_TEXT, Generation, LLMPolicy, SamplingConfig
-from t2po_gym.wrappers import _fused
+from t2po_gym import _fused
 
 __all__ = ["ThinkingIntervention", "ThinkController", "TTIConfig"]
 
@@ -79,7 +79,7 @@ class ThinkController:
 
     config: TTIConfig
     fused: bool | None = None
-    """Use the compiled rule of :mod:`t2po_gym.wrappers._fused` (``None``: when numba is
+    """Use the compiled rule of :mod:`t2po_gym._fused` (``None``: when numba is
     installed; ``False``: never). Same decisions as the numpy code below."""
     prev: np.ndarray = field(init=False, default=None)
     buf: np.ndarray = field(init=False, default=None)

@@ -9,7 +9,8 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import t2po_gym  # noqa: F401  (registers the ids)
-from t2po_gym.envs.webshop.catalog import CatalogError, get_catalog, load_webshop_catalog
+from t2po_gym.envs.webshop.catalog import CatalogError, load_webshop_catalog
+from t2po_gym.envs.webshop.catalogs import get_catalog
 from t2po_gym.envs.webshop.env import WebShopEnv
 from t2po_gym.envs.webshop.synthetic import CATEGORIES, generate_catalog
 

@@ -8,7 +8,7 @@ torch = pytest.importorskip("torch")
 
 from t2po_gym.policies.base import Generation, LLMPolicy, SamplingConfig  # noqa: E402
 from t2po_gym.policies.hf import HFPolicy  # noqa: E402
-from t2po_gym.wrappers.uncertainty import paper_signal, token_stats  # noqa: E402
+from t2po_gym.uncertainty import paper_signal, token_stats  # noqa: E402
 
 DELTA = 2e-5  # |H_cached - H_uncached|, |C_cached - C_uncached| in float32 (logprobs agree to 1e-5)
 PROMPTS = ["go to fridge 1", "Your task is to: put a clean apple in fridge.", "search[red shoes]"]
@@ -72,7 +72,7 @@ def test_logprobs_and_signal_match_a_separate_forward_pass(tiny):
 
 def test_compiled_signal_path_matches_numpy_path(tiny, monkeypatch):
     """The numba kernel (fed the sampler's probabilities) and the numpy path: same tokens, same signal."""
-    from t2po_gym.wrappers import _fused
+    from t2po_gym import _fused
 
     if _fused.kernels() is None:
         pytest.skip("numba is not installed")

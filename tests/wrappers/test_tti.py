@@ -8,9 +8,9 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from t2po_gym.policies.base import FORCED_CLOSE_TEXT, SamplingConfig  # noqa: E402
-from t2po_gym.wrappers import _fused  # noqa: E402
+from t2po_gym import _fused  # noqa: E402
 from t2po_gym.wrappers.tti import ThinkController, ThinkingIntervention, TTIConfig  # noqa: E402
-from t2po_gym.wrappers.uncertainty import paper_signal  # noqa: E402
+from t2po_gym.uncertainty import paper_signal  # noqa: E402
 
 GREEDY = SamplingConfig(temperature=0.0, max_new_tokens=60, stop=("</action>",))
 PROMPT = "task: go to the fridge <think>"  # the prompt opens the thought

@@ -9,7 +9,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from t2po_gym.wrappers.uncertainty import (  # noqa: E402
+from t2po_gym.uncertainty import (  # noqa: E402
     SignalTracker,
     entropy,
     minmax_normalise,
@@ -102,7 +102,7 @@ def test_unknown_signal_kind():
 
 @pytest.mark.parametrize("kind", ["paper", "reference"])
 def test_compiled_tracker_equals_numpy_tracker(kind):
-    from t2po_gym.wrappers import _fused
+    from t2po_gym import _fused
 
     if _fused.kernels() is None:
         pytest.skip("numba is not installed")
@@ -120,7 +120,7 @@ def test_compiled_tracker_equals_numpy_tracker(kind):
 
 
 def test_tracker_without_numba_uses_numpy(monkeypatch):
-    from t2po_gym.wrappers import _fused
+    from t2po_gym import _fused
 
     monkeypatch.setattr(_fused, "kernels", lambda: None)
     tr = SignalTracker("paper", 1, 4)

@@ -6,7 +6,7 @@ A :class:`Product` holds the fields that WebShop's engine derives from ``items_s
 ``Price``, ``options``, ``Attributes``, ``Description``, ``BulletPoints``, ``Reviews``,
 ``Rating``); :meth:`Product.to_webshop_dict` gives the dict form WebShop's own code uses.
 
-Catalogs are big (100k products) and immutable, so :func:`get_catalog` keeps one per source
+Catalogs are big (100k products) and immutable, so :func:`~t2po_gym.envs.webshop.catalogs.get_catalog` keeps one per source
 in the process and every env shares it.
 """
 
@@ -31,8 +31,6 @@ __all__ = [
     "Catalog",
     "CatalogError",
     "load_webshop_catalog",
-    "get_catalog",
-    "clear_catalog_cache",
     "find_webshop_files",
     "PRICE_RANGE",
     "TEST_GOALS",
@@ -467,52 +465,3 @@ def synthetic_goals(products: Iterable[Product], prices: dict[str, float], rng: 
 
 
 # --------------------------------------------------------------------- process cache
-_CATALOGS: dict[tuple, Catalog] = {}
-_CATALOG_LOCK = threading.Lock()
-
-
-def get_catalog(
-    catalog: str | Catalog = "synthetic",
-    *,
-    num_products: int | None = None,
-    seed: int = 0,
-    data_path: str | os.PathLike | None = None,
-    human_goals: bool = True,
-) -> Catalog:
-    """The process-wide catalog for these arguments, built or loaded once and shared.
-
-    Args:
-        catalog: ``"synthetic"`` (offline default), ``"webshop"`` (the real files at
-            ``data_path`` / ``$WEBSHOP_DATA``), or a :class:`Catalog` (returned as is).
-        num_products: synthetic size (default 1000; 10000, 100000 ...) or a cut of the real
-            catalog (default: all of it).
-        seed: the synthetic generator's seed.
-    """
-    if isinstance(catalog, Catalog):
-        return catalog
-    if catalog == "synthetic":
-        num_products = 1000 if num_products is None else int(num_products)
-        key: tuple = ("synthetic", num_products, int(seed))
-    elif catalog == "webshop":
-        files = find_webshop_files(data_path)
-        st = files["products"].stat()
-        key = ("webshop", str(files["products"].resolve()), st.st_mtime_ns, st.st_size, num_products, human_goals, seed)
-    else:
-        raise ValueError(f"catalog must be 'synthetic', 'webshop' or a Catalog, got {catalog!r}")
-    with _CATALOG_LOCK:
-        cat = _CATALOGS.get(key)
-        if cat is None:
-            if catalog == "synthetic":
-                from t2po_gym.envs.webshop.synthetic import generate_catalog
-
-                cat = generate_catalog(int(num_products), seed=int(seed))
-            else:
-                cat = load_webshop_catalog(data_path, num_products=num_products, human_goals=human_goals, seed=seed)
-            _CATALOGS[key] = cat
-        return cat
-
-
-def clear_catalog_cache() -> None:
-    """Forget the cached catalogs (tests use this)."""
-    with _CATALOG_LOCK:
-        _CATALOGS.clear()

@@ -7,7 +7,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from t2po_gym.envs.webshop.catalog import Catalog, Goal, get_catalog
+from t2po_gym.envs.webshop.catalog import Catalog, Goal
+from t2po_gym.envs.webshop.catalogs import get_catalog
 from t2po_gym.envs.webshop.shop import BUY_NOW, NEXT_PAGE, PREV_PAGE, Shop
 from t2po_gym.protocol import sanitize_text
 from t2po_gym.search.base import Retriever

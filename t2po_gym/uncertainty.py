@@ -42,7 +42,7 @@ from typing import Literal
 
 import numpy as np
 
-from t2po_gym.wrappers import _fused
+from t2po_gym import _fused
 
 __all__ = [
     "SignalKind",
@@ -220,7 +220,7 @@ class SignalTracker:
         batch_size: B.
         vocab_size: |V| for the reference signal's entropy normaliser.
         alpha: paper mixing weight; a: reference mixing weight.
-        fused: use the compiled kernel of :mod:`t2po_gym.wrappers._fused` for CPU
+        fused: use the compiled kernel of :mod:`t2po_gym._fused` for CPU
             tensors (``None`` or ``True``: when numba is installed; ``False``: never). Same values as the numpy path
             up to float summation order, in one call per step instead of about twenty.
     """
