@@ -28,7 +28,6 @@ __all__ = [
     "OpenAIPolicy",
     "VLLMPolicy",
     "build_tiny_model",
-    "make_policy",
 ]
 
 _LAZY = {
@@ -36,7 +35,6 @@ _LAZY = {
     "OpenAIPolicy": "t2po_gym.policies.openai_compat",
     "VLLMPolicy": "t2po_gym.policies.vllm_backend",
     "build_tiny_model": "t2po_gym.policies.tiny",
-    "make_policy": "t2po_gym.factory",
 }
 
 
