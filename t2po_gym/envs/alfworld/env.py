@@ -113,7 +113,7 @@ class ALFWorldEnv(TextEnv):
         engine: str = "native",
         num_games: int | None = None,
         game_files: list[str] | None = None,
-        task_types: list[str] | tuple[str, ...] | None = None,
+        task_types: str | list[str] | tuple[str, ...] | None = None,
         max_receptacles: int | None = None,
         observation_mode: str = "prompt",
         history_length: int = 2,
@@ -142,7 +142,8 @@ class ALFWorldEnv(TextEnv):
         self.split = split
         self.engine = engine
         self._gen_kwargs = {
-            "task_types": tuple(task_types) if task_types is not None else None,
+            # one type as a plain string (``--env-arg task_types=pick_and_place_simple``), not its letters
+            "task_types": (task_types,) if isinstance(task_types, str) else tuple(task_types) if task_types is not None else None,
             "max_receptacles": max_receptacles,
         }
         generate_game(split, 0, **self._gen_kwargs)  # validates the options early
