@@ -51,6 +51,7 @@ from optim.loss import (
 from optim.metrics import MetricsLogger
 from optim.models import PolicyModel, load_policy_model
 from optim.rollout import Rollout, Trajectory, collect_rollouts, make_group_envs
+from t2po_gym.factory import response_spec_of
 from t2po_gym.policies.base import LLMPolicy, SamplingConfig
 
 __all__ = ["Trainer", "TurnSample", "build_samples", "wrap_policy", "evaluate"]
@@ -78,7 +79,9 @@ def wrap_policy(base: LLMPolicy, cfg: TrainConfig) -> LLMPolicy:
     if cfg.tti:
         from t2po_gym.wrappers import ThinkingIntervention
 
-        policy = ThinkingIntervention(policy, **cfg.tti_kwargs)
+        # TTI forces the env's own protocol (Search-QA: "</think>\n", not "<action>")
+        policy = ThinkingIntervention(policy, **{"forced_text": response_spec_of(cfg.env_id).forced_text,
+                                                 **cfg.tti_kwargs})
     if cfg.tds:
         from t2po_gym.wrappers import TurnDedup
 
@@ -291,6 +294,7 @@ class Trainer:
             top_p=self.cfg.top_p,
             max_new_tokens=self.cfg.max_new_tokens,
             seed=_step_seed(self.cfg.seed, step, 1),
+            stop=response_spec_of(self.cfg.env_id).stop,  # the env's stop strings
         )
 
     def task_seeds(self, step: int) -> list[int]:
@@ -609,7 +613,8 @@ def evaluate(
                     n_tasks=n,
                     group_size=1,
                     seeds=list(range(seed + k, seed + k + n)),
-                    sampling=SamplingConfig(temperature=temperature, max_new_tokens=max_new_tokens, seed=seed),
+                    sampling=SamplingConfig(temperature=temperature, max_new_tokens=max_new_tokens, seed=seed,
+                                            stop=response_spec_of(env_id).stop),
                     reset_options=options,
                     episode_prefix=f"eval{k}",
                     max_turns=max_turns,

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from t2po_gym.policies.base import Generation, LLMPolicy, SamplingConfig
 
-__all__ = ["EpisodeResult", "run_episode", "play_with_policy", "find_wrapper"]
+__all__ = ["EpisodeResult", "run_episode", "play_with_policy", "find_wrapper", "policy_options", "sampling_options"]
 
 
 @dataclass
@@ -70,9 +70,14 @@ def run_episode(
     ``episode_id`` keys TDS's per-episode state (a fresh id by default; the state is
     dropped at the end). ``on_turn(turn, prompt, generation, reward, info)`` is called
     after every step. A sampling seed, when given, is offset by the turn number so that
-    turns differ.
+    turns differ. Without ``sampling``, the env's stop strings are used
+    (:func:`~t2po_gym.factory.sampling_for_env`). The env judges ``generation.text``, which
+    holds what a reasoning model's chat template opened (``Generation.prefix``).
     """
-    sampling = sampling or SamplingConfig()
+    if sampling is None:
+        from t2po_gym.factory import sampling_for_env
+
+        sampling = sampling_for_env(env)
     episode_id = episode_id or uuid.uuid4().hex
     obs, info = env.reset(seed=seed, options=options)
     res = EpisodeResult()
@@ -104,25 +109,84 @@ def run_episode(
     return res
 
 
+def _given(args: argparse.Namespace, name: str) -> Any:
+    return getattr(args, name, None)
+
+
+def sampling_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``SamplingConfig`` fields from CLI args, only those the user gave (``None`` = not given).
+
+    Reads ``max_new_tokens``, ``temperature`` (0 stays 0: greedy), ``top_p``, ``top_k`` and
+    ``stop`` (a list of strings or one string; ``[]`` disables stop strings; default: the env's).
+    """
+    out: dict[str, Any] = {"max_new_tokens": 256}
+    for name, cast in (("max_new_tokens", int), ("temperature", float), ("top_p", float), ("top_k", int)):
+        v = _given(args, name)
+        if v is not None:
+            out[name] = cast(v)
+    stop = _given(args, "stop")
+    if stop is not None:
+        out["stop"] = (stop,) if isinstance(stop, str) else tuple(stop)
+    return out
+
+
+def policy_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``make_policy`` keyword arguments from CLI args, only those the user gave.
+
+    Reads ``system_prompt``, ``assistant_prefill``, ``chat_template_kwargs`` (a dict, or
+    ``KEY=VALUE`` strings whose values are parsed as JSON when they can be: ``enable_thinking=true``),
+    ``tti_kwargs`` and ``tds_kwargs`` (dicts or ``KEY=VALUE`` strings, same parsing).
+    """
+    out: dict[str, Any] = {}
+    for name in ("system_prompt", "assistant_prefill"):
+        v = _given(args, name)
+        if v is not None:
+            out[name] = v
+    for name in ("chat_template_kwargs", "tti_kwargs", "tds_kwargs"):
+        v = _given(args, name)
+        if v:
+            out[name] = _kv_dict(v, name)
+    return out
+
+
+def _kv_dict(value: Any, name: str) -> dict[str, Any]:
+    import json
+
+    if isinstance(value, dict):
+        return dict(value)
+    items = [value] if isinstance(value, str) else list(value)
+    out: dict[str, Any] = {}
+    for kv in items:
+        key, sep, raw = str(kv).partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"{name} expects KEY=VALUE, got {kv!r}")
+        try:
+            out[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key.strip()] = raw
+    return out
+
+
 def play_with_policy(args: argparse.Namespace, env_kwargs: dict | None = None, out=sys.stdout) -> int:
     """``t2po play --policy hf:PATH|openai:URL [--tti] [--tds]``: play and print a summary.
 
     Reads ``args.env``, ``args.episodes``, ``args.seed``, ``args.policy``, ``args.tti``,
-    ``args.tds``, ``args.verbose`` and, when present, ``args.max_new_tokens`` and
-    ``args.temperature``.
+    ``args.tds``, ``args.verbose`` and, when present (``None`` or absent: the default),
+    the keys of :func:`policy_options` and :func:`sampling_options`. Stop strings and TTI's
+    forced text follow the env's :class:`~t2po_gym.text_env.ResponseSpec`.
     """
     import gymnasium as gym
 
     import t2po_gym  # noqa: F401  (registers the env ids)
-    from t2po_gym.factory import make_policy
+    from t2po_gym.factory import make_policy, sampling_for_env
 
-    policy = make_policy(args.policy, tti=bool(args.tti), tds=bool(args.tds))
-    sampling = SamplingConfig(
-        temperature=float(getattr(args, "temperature", None) or 1.0),
-        max_new_tokens=int(getattr(args, "max_new_tokens", None) or 256),
-        seed=args.seed,
-    )
     env = gym.make(args.env, **(env_kwargs or {}))
+    try:
+        policy = make_policy(args.policy, tti=bool(args.tti), tds=bool(args.tds), env=env, **policy_options(args))
+        sampling = sampling_for_env(env, seed=args.seed, **sampling_options(args))
+    except BaseException:
+        env.close()
+        raise
     rows = []
     verbose = bool(getattr(args, "verbose", False))
 

@@ -23,7 +23,7 @@ import gymnasium as gym
 from t2po_gym.protocol import MAX_COMMAND_CHARS, ParsedResponse, parse_response, sanitize_text
 from t2po_gym.spaces import UnicodeText
 
-__all__ = ["TextEnv", "Transition", "EpisodeEndedError", "INFO_KEYS", "MAX_OBSERVATION_CHARS"]
+__all__ = ["TextEnv", "Transition", "EpisodeEndedError", "INFO_KEYS", "MAX_OBSERVATION_CHARS", "ResponseSpec"]
 
 #: Upper bound on the length of any observation (characters).
 MAX_OBSERVATION_CHARS = 100_000
@@ -43,6 +43,22 @@ INFO_KEYS = (
     "turn",
     "anchor",
 )
+
+
+@dataclass(frozen=True)
+class ResponseSpec:
+    """How a response to an env is written, for whoever generates one (policies, TTI, trainer).
+
+    Attributes:
+        action_tags: the tags that may hold the command (one of them per response).
+        stop: stop strings: generation ends after the first one (it is kept in the text).
+        forced_text: what TTI forces when it ends a thought early; the model then writes
+            the rest of the response itself.
+    """
+
+    action_tags: tuple[str, ...] = ("action",)
+    stop: tuple[str, ...] = ("</action>",)
+    forced_text: str = "</think>\n<action>"
 
 
 class EpisodeEndedError(RuntimeError):
@@ -90,6 +106,8 @@ class TextEnv(gym.Env[str, str]):
     default_max_turns: ClassVar[int] = 50
     #: the tag holding the command in a response
     action_tag: ClassVar[str] = "action"
+    #: the response protocol for generators: action tags, stop strings, TTI's forced text
+    response_spec: ClassVar[ResponseSpec] = ResponseSpec()
     #: first line of the agent prompt
     prompt_intro: ClassVar[str] = "You are an expert agent in a text environment."
     #: whether the prompt lists the admissible actions

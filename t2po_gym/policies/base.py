@@ -17,10 +17,19 @@ __all__ = [
     "DecodeController",
     "check_prompts",
     "FORCED_CLOSE_TEXT",
+    "ContextOverflowError",
 ]
 
 #: What TTI forces when it fires: close the thought, open the action.
 FORCED_CLOSE_TEXT = "</think>\n<action>"
+
+
+class ContextOverflowError(ValueError):
+    """A prompt (plus ``max_new_tokens``) does not fit the model's context.
+
+    Raised instead of returning an empty generation; the message names the prompt, its
+    length and the context, and says how to fix it.
+    """
 
 
 @dataclass
@@ -49,7 +58,12 @@ class Generation:
     """One sampled response and everything the optimizer and the wrappers need.
 
     Attributes:
-        text: the decoded response (the forced ``</think>\\n<action>`` included when TTI fired).
+        text: the response as the env judges it: ``prefix`` + the decoded generated tokens
+            (the forced ``</think>\\n<action>`` included when TTI fired).
+        prefix: the head of the response that was already in the prompt: what the chat
+            template opened (``<think>\\n`` of a reasoning model) plus any assistant prefill.
+            Its tokens are the tail of ``prompt_ids``, not part of ``token_ids``; ``""`` for
+            most models. See :mod:`t2po_gym.policies.chat`.
         token_ids: ids of the response tokens, shape ``[T]``.
         logprobs: log-probability of each response token under the sampling policy
             (before temperature/top-p truncation, i.e. the model's distribution), ``[T]``.
@@ -74,6 +88,7 @@ class Generation:
     intervention_position: int = -1
     resampled: int = 0
     finish_reason: str = "stop"
+    prefix: str = ""
 
 
 @runtime_checkable

@@ -17,11 +17,13 @@ from typing import Any, Sequence
 import numpy as np
 
 from t2po_gym.policies.base import (
+    ContextOverflowError,
     DecodeController,
     Generation,
     SamplingConfig,
     check_prompts,
 )
+from t2po_gym.policies.chat import ChatFormat
 from t2po_gym.policies.sampling import sample_next
 from t2po_gym.policies.think_state import ThinkPhase, ThinkState, find_stop, tag_end_chars
 
@@ -75,6 +77,10 @@ class HFPolicy:
     - ``chat_template``: wrap each prompt as one user message with the tokenizer's
       chat template; ``None`` (default) uses it when the tokenizer has one.
     - ``system_prompt``: optional system message when the chat template is used.
+    - ``chat_template_kwargs``: extra template variables, e.g. ``{"enable_thinking": True}``
+      for Qwen3 (passed to ``apply_chat_template``).
+    - ``assistant_prefill``: text that starts every answer, after the generation prompt
+      (e.g. ``"<think>\n"``); it is part of the prompt tokens and of ``Generation.text``.
     - ``max_context``: context length; default ``config.max_position_embeddings``.
     - ``truncate_prompt``: a prompt that does not fit ``max_context - max_new_tokens``
       raises a ``ValueError`` by default; with ``True`` its *left* part is dropped
@@ -88,6 +94,14 @@ class HFPolicy:
     untruncated) of the emitted tokens. A response ends at EOS (kept in ``token_ids``,
     not in ``text``), after the first stop string (``text`` is cut just after it) or at
     ``max_new_tokens``. ``SamplingConfig.seed`` seeds one generator for the whole batch.
+
+    ## Reasoning-model templates
+    When the chat template opens the thought itself (R1-distill, Qwen3-Thinking: the
+    generation prompt ends with ``<think>\n``), or a prefill is given, that text is the
+    head of the response: ``Generation.prefix`` holds it, ``Generation.text`` starts with it
+    (the env judges the whole response), and its tokens stay in ``prompt_ids`` (they were
+    not sampled, so the trainer conditions on them and trains on ``token_ids`` only).
+    See :mod:`t2po_gym.policies.chat`.
     """
 
     def __init__(
@@ -100,6 +114,8 @@ class HFPolicy:
         signal: str | None = None,
         chat_template: bool | None = None,
         system_prompt: str | None = None,
+        chat_template_kwargs: dict[str, Any] | None = None,
+        assistant_prefill: str = "",
         max_context: int | None = None,
         truncate_prompt: bool = False,
         gguf_file: str | None = None,
@@ -115,10 +131,10 @@ class HFPolicy:
             raise ValueError(f"unknown signal {signal!r}: use None, 'paper' or 'reference'")
         self.signal = signal
         has_template = getattr(self.tokenizer, "chat_template", None) is not None
-        if chat_template and not has_template:
-            raise ValueError("chat_template=True but the tokenizer has none: pass chat_template=False")
-        self.use_chat_template = has_template if chat_template is None else chat_template
+        self.use_chat_template = has_template if chat_template is None else bool(chat_template)
         self.system_prompt = system_prompt
+        self.chat = ChatFormat(self.tokenizer, self.use_chat_template, system_prompt,
+                               dict(chat_template_kwargs or {}), assistant_prefill)
         cfg = self.model.config
         self.max_context = int(max_context or getattr(cfg, "max_position_embeddings", 2048))
         self.truncate_prompt = truncate_prompt
@@ -151,17 +167,18 @@ class HFPolicy:
         return ids
 
     def render_prompt(self, prompt: str) -> str:
-        """The text the model is conditioned on (chat template applied when in use)."""
-        if not self.use_chat_template:
-            return prompt
-        messages = []
-        if self.system_prompt:
-            messages.append({"role": "system", "content": self.system_prompt})
-        messages.append({"role": "user", "content": prompt})
-        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        """The text the model is conditioned on (chat template and prefill applied when in use)."""
+        return self.chat.render(prompt)[0]
+
+    def response_prefix(self, prompt: str) -> str:
+        """The head of the response already in the prompt (template-opened ``<think>``, prefill)."""
+        return self.chat.render(prompt)[1]
 
     def encode_prompt(self, prompt: str, max_new_tokens: int, index: int = 0) -> list[int]:
-        text = self.render_prompt(prompt)
+        """Token ids of the rendered ``prompt``, checked (or left-truncated) against the context."""
+        return self._encode_rendered(self.render_prompt(prompt), max_new_tokens, index)
+
+    def _encode_rendered(self, text: str, max_new_tokens: int, index: int) -> list[int]:
         ids = self.tokenizer(text, add_special_tokens=not self.use_chat_template)["input_ids"]
         budget = self.max_context - max_new_tokens
         if budget < 1:
@@ -171,7 +188,7 @@ class HFPolicy:
             )
         if len(ids) > budget:
             if not self.truncate_prompt:
-                raise ValueError(
+                raise ContextOverflowError(
                     f"prompt {index} has {len(ids)} tokens, but the context ({self.max_context}) minus "
                     f"max_new_tokens ({max_new_tokens}) leaves {budget}: shorten the history, lower "
                     "max_new_tokens, or pass HFPolicy(..., truncate_prompt=True) to keep its last tokens"
@@ -244,8 +261,10 @@ class HFPolicy:
             return []
         max_new = int(sampling.max_new_tokens)
         stop = tuple(sampling.stop or ())
-        prompt_texts = [self.render_prompt(p) for p in prompts]
-        prompt_ids = [self.encode_prompt(p, max_new, i) for i, p in enumerate(prompts)]
+        rendered = [self.chat.render(p) for p in prompts]
+        prompt_texts = [r[0] for r in rendered]
+        prefixes = [r[1] for r in rendered]
+        prompt_ids = [self._encode_rendered(t, max_new, i) for i, t in enumerate(prompt_texts)]
         dev = self.device
 
         L = max(len(x) for x in prompt_ids)
@@ -280,7 +299,7 @@ class HFPolicy:
         # M_t of row b at step t (row b's t-th token): one row write per step, sliced at the end
         sig_buf = np.full((max_new, B), np.nan) if want_signal else None
         fmask: list[list[int]] = [[] for _ in range(B)]
-        think = [ThinkState.for_prompt(t) for t in prompt_texts]
+        think = [ThinkState.for_prompt(t, pre) for t, pre in zip(prompt_texts, prefixes)]
         thinking = np.array([s.inside for s in think], dtype=bool)
         # rows whose M_t is still needed: every live row when the caller wants the signal;
         # for TTI alone only live rows whose thought is not over (closed or fired). A
@@ -405,7 +424,8 @@ class HFPolicy:
                 text = text[: cut[b]]
             results.append(
                 Generation(
-                    text=text,
+                    text=prefixes[b] + text,
+                    prefix=prefixes[b],
                     token_ids=ids,
                     logprobs=lps[b],
                     signal=sig_buf[: len(ids), b].tolist() if sig_buf is not None else [],

@@ -29,8 +29,18 @@ class ThinkState:
     phase: int = ThinkPhase.BEFORE
 
     @classmethod
-    def for_prompt(cls, prompt_text: str) -> "ThinkState":
-        return cls(ThinkPhase.INSIDE if prompt_text.rstrip().endswith(THINK_OPEN) else ThinkPhase.BEFORE)
+    def for_prompt(cls, prompt_text: str, prefix: str = "") -> "ThinkState":
+        """The phase at the first sampled token.
+
+        ``prompt_text`` is what the model is conditioned on; ``prefix`` its tail that belongs
+        to the response (what the chat template opened, the prefill: see
+        :mod:`t2po_gym.policies.chat`), whose tags advance the phase.
+        """
+        head = prompt_text[: len(prompt_text) - len(prefix)] if prefix and prompt_text.endswith(prefix) else prompt_text
+        state = cls(ThinkPhase.INSIDE if head.rstrip().endswith(THINK_OPEN) else ThinkPhase.BEFORE)
+        if prefix:
+            state.update(prefix)
+        return state
 
     @property
     def inside(self) -> bool:

@@ -26,7 +26,7 @@ from t2po_gym.envs.searchqa.world import WorldConfig, generate_world
 from t2po_gym.protocol import ParsedResponse, parse_response, sanitize_text
 from t2po_gym.search.base import Retriever
 from t2po_gym.search.remote import RetrieverUnavailableError
-from t2po_gym.text_env import TextEnv, Transition
+from t2po_gym.text_env import ResponseSpec, TextEnv, Transition
 
 __all__ = ["SearchQAEnv", "load_searchqa_data", "SEARCH_TAG", "ANSWER_TAG", "ACTION_FORMS"]
 
@@ -164,6 +164,11 @@ class SearchQAEnv(TextEnv):
 
     default_max_turns: ClassVar[int] = 4
     action_tag: ClassVar[str] = SEARCH_TAG
+    # Search-R1's protocol: generation stops after a closed <search> or <answer>; TTI closes
+    # the thought alone (as the released processor forces </think> alone,
+    # recipe/search_agent/workers/rollout/vllm_rollout_spmd.py:L215) and the model picks the tag.
+    response_spec: ClassVar[ResponseSpec] = ResponseSpec(
+        action_tags=(SEARCH_TAG, ANSWER_TAG), stop=(f"</{SEARCH_TAG}>", f"</{ANSWER_TAG}>"), forced_text="</think>\n")
     prompt_lists_actions: ClassVar[bool] = False
     prompt_intro: ClassVar[str] = (
         "You answer questions with the help of a search engine over an encyclopedia. "
