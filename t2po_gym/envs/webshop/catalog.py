@@ -144,9 +144,12 @@ class Goal:
         instruction_text: what the agent reads.
         attributes: the attributes the instruction asks for.
         goal_options: option group -> wanted value (human goals may give a list without groups;
-            then the keys are ``"0"``, ``"1"`` ...).
+            then the keys are ``"0"``, ``"1"`` ... and ``option_list`` is True).
         price_upper: the price limit in dollars (1e6 when none).
         weight: WebShop's sampling weight.
+        option_list: the goal's options were a list in the source file (WebShop's human goals)
+            rather than a dict; WebShop's reward treats the two forms differently
+            (``web_agent_site/engine/goal.py:L240``).
     """
 
     asin: str
@@ -159,6 +162,7 @@ class Goal:
     goal_options: dict[str, str]
     price_upper: float
     weight: float = 1.0
+    option_list: bool = False
 
     def to_webshop_dict(self) -> dict[str, Any]:
         return {
@@ -169,7 +173,7 @@ class Goal:
             "product_category": self.product_category,
             "instruction_text": self.instruction_text,
             "attributes": list(self.attributes),
-            "goal_options": dict(self.goal_options),
+            "goal_options": list(self.goal_options.values()) if self.option_list else dict(self.goal_options),
             "price_upper": self.price_upper,
             "weight": self.weight,
         }
@@ -422,9 +426,11 @@ def load_webshop_catalog(
                     continue
                 upper, ptext = price_limit(prices[p.asin], rng)
                 opts = ins.get("instruction_options") or []
-                gopts = dict(opts) if isinstance(opts, dict) else {str(i): str(v) for i, v in enumerate(opts)}
+                as_list = not isinstance(opts, dict)
+                gopts = {str(i): str(v) for i, v in enumerate(opts)} if as_list else dict(opts)
                 goals.append(Goal(p.asin, p.category, p.query, p.name, p.product_category,
-                                  str(ins.get("instruction", "")).strip(".") + ptext, ga, gopts, upper))
+                                  str(ins.get("instruction", "")).strip(".") + ptext, ga, gopts, upper,
+                                  option_list=as_list))
     else:
         goals = synthetic_goals(products, prices, rng)
     return Catalog(products, shuffle_goals(goals), prices, source=str(files["products"]))

@@ -9,6 +9,7 @@ import numpy as np
 
 from t2po_gym.envs.webshop.catalog import Catalog, Goal
 from t2po_gym.envs.webshop.catalogs import get_catalog
+from t2po_gym.envs.webshop.reward import REWARD_VARIANTS, TYPE_WORD_MODES
 from t2po_gym.envs.webshop.shop import BUY_NOW, NEXT_PAGE, PREV_PAGE, Shop
 from t2po_gym.protocol import sanitize_text
 from t2po_gym.search.base import Retriever
@@ -132,12 +133,16 @@ class WebShopEnv(TextEnv):
         split: str = "train",
         search_engine: str = "tantivy",
         show_attrs: bool = False,
-        type_words: str = "tokens",
+        type_words: str | None = None,
+        reward: str = "webshop",
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
-        if type_words not in ("tokens", "spacy", "auto"):
-            raise ValueError(f"type_words must be 'tokens', 'spacy' or 'auto', got {type_words!r}")
+        if type_words is not None and type_words not in TYPE_WORD_MODES:
+            raise ValueError(f"type_words must be one of {TYPE_WORD_MODES} or None, got {type_words!r}")
+        if reward not in REWARD_VARIANTS:
+            raise ValueError(f"reward must be one of {REWARD_VARIANTS}, got {reward!r}")
+        self.reward_variant = reward
         self.catalog = get_catalog(catalog, num_products=num_products, seed=catalog_seed,
                                    data_path=data_path, human_goals=human_goals)
         self.goal_indices = self.catalog.split(split)
@@ -145,7 +150,8 @@ class WebShopEnv(TextEnv):
             raise ValueError(f"the catalog {self.catalog.source} has no goals in split {split!r}")
         self.split = split
         self.retriever = catalog_retriever(self.catalog, search_engine)
-        self.shop = Shop(self.catalog, self._search, show_attrs=show_attrs, type_mode=type_words)
+        self.shop = Shop(self.catalog, self._search, show_attrs=show_attrs, type_mode=type_words,
+                         reward_variant=reward)
         self.goal: Goal | None = None
         self.goal_index = -1
         self._n_searches = 0

@@ -69,13 +69,16 @@ class Shop:
         catalog: the (shared, read-only) catalog.
         search_fn: ``query -> list of asins`` (best first, at most 50).
         show_attrs: show the ``Attributes`` button on item pages (WebShop's ``show_attrs``).
-        type_mode: type-word extraction of the reward (see :mod:`reward`).
+        type_mode: type-word extraction of the reward (see :mod:`reward`); ``None``: the
+            variant's default.
+        reward_variant: ``"webshop"`` (WebShop's ``get_reward``) or ``"fixed"`` (see :mod:`reward`).
     """
 
     catalog: Catalog
     search_fn: Callable[[str], list[str]]
     show_attrs: bool = False
-    type_mode: str = "tokens"
+    type_mode: str | None = None
+    reward_variant: str = "webshop"
     goal: Goal | None = None
     page: str = "search"
     keywords: str = ""
@@ -147,7 +150,8 @@ class Shop:
         assert self.goal is not None and self.asin is not None
         product = self.catalog.by_asin[self.asin]
         price = self.catalog.prices.get(self.asin, 100.0)
-        self.outcome = purchase_reward(product, self.goal, price, self.options, type_mode=self.type_mode)
+        self.outcome = purchase_reward(product, self.goal, price, self.options, type_mode=self.type_mode,
+                                       reward=self.reward_variant)
         self.page = "done"
         self._dirty()
         return self.outcome
@@ -168,12 +172,20 @@ class Shop:
         return self._elements
 
     def clickables(self) -> dict[str, Element]:
-        """Lower-cased text -> clickable element of the current page (first one wins)."""
+        """Lower-cased text -> clickable element of the current page.
+
+        Ordered as WebShop's text env builds its ``text_to_clickable``
+        (``web_agent_site/envs/web_agent_text_env.py:L138-144``): buttons, then product links,
+        then option values, each in page order; a repeated text keeps its first position and
+        its last element.
+        """
         if self._clickables is None:
             c: dict[str, Element] = {}
-            for e in self.elements():
-                if e.clickable:
-                    c.setdefault(e.text.lower(), e)
+            els = self.elements()
+            for kind in ("button", "link", "option"):
+                for e in els:
+                    if e.kind == kind:
+                        c[e.text.lower()] = e
             self._clickables = c
         return self._clickables
 
@@ -189,16 +201,16 @@ class Shop:
         if self.page == "search":
             return [Element("WebShop"), *instr, Element("Search", "search")]
         if self.page == "results":
+            # results_page.html: "< Prev" only after page 1, "Next >" on every page (even the last)
             out = [*instr, back, Element(f"Page {self.page_no} (Total results: {len(self.results)})")]
             if self.page_no > 1:
                 out.append(prev)
-            if self.page_no * PRODUCT_WINDOW < len(self.results):
-                out.append(Element(NEXT_PAGE, "button"))
+            out.append(Element(NEXT_PAGE, "button"))
             start = (self.page_no - 1) * PRODUCT_WINDOW
             for asin in self.results[start : start + PRODUCT_WINDOW]:
                 p = self.catalog.by_asin[asin]
                 out += [Element(asin, "link"), Element(p.name), Element(p.price_tag)]
-            return out
+            return _visible(out)
         p = self.product
         if self.page == "item" and p is not None:
             out = [*instr, back, prev]
@@ -206,31 +218,41 @@ class Shop:
                 out.append(Element(group))
                 sel = self.options.get(group)
                 out += [Element(v, "option", group, v == sel) for v in values]
-            out += [Element(p.name), Element(f"Price: {p.price_tag}"), Element(f"Rating: {p.rating}")]
+            # WebShop never loads reviews, so every rating reads N.A. (engine.py:L237-277)
+            out += [Element(p.name), Element(f"Price: {p.price_tag}"), Element("Rating: N.A.")]
             subs = SUB_PAGES if self.show_attrs else SUB_PAGES[:3]
             out += [Element(s, "button") for s in subs]
             out.append(Element(BUY_NOW, "button"))
-            return out
+            return _visible(out)
         if self.page == "sub" and p is not None:
             out = [*instr, back, prev]
             if self.sub_page == "Description":
-                out.append(Element(p.description or "No description"))
+                out.append(Element(p.description))
             elif self.sub_page == "Features":
-                out += [Element(b) for b in p.bullet_points] or [Element("No features")]
+                out += [Element(b) for b in p.bullet_points]
             elif self.sub_page == "Reviews":
-                if p.reviews:
-                    for r in p.reviews:
-                        out += [Element(f'"{r.title}"'), Element(str(r.score)), Element(r.body or "-")]
-                else:
-                    out.append(Element("No reviews found"))
+                pass  # review_page.html lists product_info.Reviews, always empty in WebShop
             else:
-                out += [Element(a) for a in p.attributes] or [Element("No attributes")]
-            return out
+                # attributes_page.html shows the attributes, then category, query, product category
+                out += [Element(a) for a in p.attributes]
+                out += [Element(p.category), Element(p.query), Element(p.product_category)]
+            return _visible(out)
         if self.page == "done":
             r = self.outcome.reward if self.outcome else 0.0
             return [Element("Thank you for shopping with us!"), Element("Your score (min 0.0, max 1.0)"),
                     Element(format_reward(r))]
         raise RuntimeError(f"unknown page {self.page!r}")
+
+
+def _visible(elements: list[Element]) -> list[Element]:
+    """Drop elements whose text is blank and strip the rest: WebShop's text mode joins
+    ``t.strip()`` of the page's non-empty text nodes (``web_agent_text_env.py:L210-216``)."""
+    out = []
+    for e in elements:
+        t = e.text.strip()
+        if t:
+            out.append(e if t == e.text else Element(t, e.kind, e.group, e.selected))
+    return out
 
 
 def format_reward(r: float) -> str:

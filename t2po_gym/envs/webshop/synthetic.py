@@ -270,7 +270,7 @@ def generate_catalog(num_products: int = 1000, *, seed: int = 0) -> Catalog:
                 query=intern(query),
                 product_category=intern(path),
                 pricing=(price,),
-                price_tag=f"${price:.2f}",
+                price_tag=f"${price}",  # as WebShop prints a float price (engine.py:L298)
                 options=options,
                 attributes=attrs,
                 description=desc,
