@@ -13,6 +13,25 @@ can tokenize, ``/tokenize`` or ``/extras/tokenize``, else one entry). Servers do
 return token ids through this API, so ``Generation.token_ids`` is empty; ``logprobs``,
 ``signal`` and ``forced_mask`` have one entry per streamed token. Stop strings are
 matched client-side (the stop string is kept in the text, as with HFPolicy).
+
+**Same prompt, same distribution as HFPolicy.** Give ``tokenizer=`` (the model's tokenizer
+or its path) and the prompt is rendered client-side with the same chat template, system
+prompt, template kwargs and prefill as ``HFPolicy`` (:class:`~t2po_gym.policies.chat.ChatFormat`);
+without one the env prompt is sent raw. Every sampling parameter is sent explicitly:
+``temperature``, ``top_p``, ``top_k`` (0 when unset: disabled) and, for the servers' own
+extensions, neutral values (``min_p=0``, ``repeat_penalty=repetition_penalty=1``,
+``presence_penalty=frequency_penalty=0``, ``typical_p=1``, ``tfs_z=1``, ``mirostat_mode=0``),
+so a server's defaults (llama.cpp: ``top_k=40``, ``min_p=0.05``, ``repeat_penalty=1.1``) never
+apply silently. ``extra_body`` overrides or adds fields (e.g. ``{"top_k": -1}`` for vLLM
+< 0.9, which rejects 0); ``server_extensions=False`` sends the OpenAI fields only (for
+api.openai.com, which rejects the others).
+
+**Context overflow** raises :class:`~t2po_gym.policies.base.ContextOverflowError`: when the
+server answers an HTTP error about the context, sends an error in the stream, or ends a
+request with ``finish_reason="length"`` without a single token (llama-cpp-python's answer
+to a prompt longer than its ``n_ctx``); and before sending, when ``max_context`` is known
+(given, or the ``max_model_len`` that vLLM lists in ``/v1/models``) and the prompt can be
+counted.
 """
 
 from __future__ import annotations
@@ -20,6 +39,8 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
+import re
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -27,10 +48,41 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from t2po_gym.policies.base import DecodeController, Generation, SamplingConfig, check_prompts
+from t2po_gym.policies.base import (
+    ContextOverflowError,
+    DecodeController,
+    Generation,
+    SamplingConfig,
+    check_prompts,
+)
+from t2po_gym.policies.chat import ChatFormat
 from t2po_gym.policies.think_state import ThinkPhase, ThinkState, find_stop
 
-__all__ = ["OpenAIPolicy"]
+__all__ = ["OpenAIPolicy", "NEUTRAL_SAMPLING"]
+
+#: Server-specific sampling fields and their neutral (disabled) values: llama.cpp /
+#: llama-cpp-python (``min_p``, ``repeat_penalty``, ``typical_p``, ``tfs_z``, ``mirostat_mode``),
+#: vLLM / SGLang (``min_p``, ``repetition_penalty``), both (``top_k``: 0 disables it).
+NEUTRAL_SAMPLING: dict[str, Any] = {
+    "top_k": 0,
+    "min_p": 0.0,
+    "repeat_penalty": 1.0,
+    "repetition_penalty": 1.0,
+    "typical_p": 1.0,
+    "tfs_z": 1.0,
+    "mirostat_mode": 0,
+}
+
+# what servers say when a prompt does not fit (vLLM, llama.cpp, llama-cpp-python, SGLang, TGI)
+_CONTEXT_WORDS = re.compile(r"context|too long|maximum.*length|exceed|n_ctx|too many tokens", re.I)
+
+
+class ServerError(RuntimeError):
+    """An HTTP error answered by the server (``status``, ``body``)."""
+
+    def __init__(self, url: str, status: int, body: str) -> None:
+        super().__init__(f"{url} answered HTTP {status}: {body}")
+        self.status, self.body = status, body
 
 
 class OpenAIPolicy:
@@ -45,6 +97,14 @@ class OpenAIPolicy:
     - ``vocab_size``: |V| for the reference signal; default k.
     - ``api_key``: sent as a bearer token when given.
     - ``timeout``: seconds per HTTP request; ``max_workers``: parallel streams.
+    - ``tokenizer``: the model's ``transformers`` tokenizer, or a path/name to load one;
+      renders the chat template client-side (and counts prompt tokens).
+    - ``chat_template``: use the tokenizer's template; ``None`` (default): when a tokenizer
+      with a template was given. ``system_prompt``, ``chat_template_kwargs``,
+      ``assistant_prefill``: as in ``HFPolicy``.
+    - ``max_context``: the server's context in tokens; ``None``: what ``/v1/models`` lists, if any.
+    - ``server_extensions``: send the neutral values of :data:`NEUTRAL_SAMPLING` (default True).
+    - ``extra_body``: extra or overriding request fields.
     """
 
     def __init__(
@@ -58,6 +118,14 @@ class OpenAIPolicy:
         api_key: str | None = None,
         timeout: float = 120.0,
         max_workers: int = 8,
+        tokenizer: Any = None,
+        chat_template: bool | None = None,
+        system_prompt: str | None = None,
+        chat_template_kwargs: dict[str, Any] | None = None,
+        assistant_prefill: str = "",
+        max_context: int | None = None,
+        server_extensions: bool = True,
+        extra_body: dict[str, Any] | None = None,
     ) -> None:
         url = base_url.rstrip("/")
         if not url.startswith(("http://", "https://")):
@@ -72,6 +140,20 @@ class OpenAIPolicy:
         self.api_key = api_key
         self.timeout = timeout
         self.max_workers = max_workers
+        if isinstance(tokenizer, (str, os.PathLike)):
+            from transformers import AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(tokenizer)
+        self.tokenizer = tokenizer
+        has_template = getattr(tokenizer, "chat_template", None) is not None
+        if chat_template and tokenizer is None:
+            raise ValueError("chat_template=True needs tokenizer=... (the model's tokenizer or its path)")
+        self.use_chat_template = has_template if chat_template is None else bool(chat_template)
+        self.chat = ChatFormat(tokenizer, self.use_chat_template, system_prompt,
+                               dict(chat_template_kwargs or {}), assistant_prefill)
+        self.server_extensions = bool(server_extensions)
+        self.extra_body = dict(extra_body or {})
+        self.max_context = int(max_context) if max_context else None
         self.model = model or self._first_model()
 
     # ------------------------------------------------------------------ HTTP
@@ -85,7 +167,7 @@ class OpenAIPolicy:
             return urllib.request.urlopen(req, timeout=self.timeout)
         except urllib.error.HTTPError as e:
             body = e.read().decode(errors="replace")[:500]
-            raise RuntimeError(f"{url} answered HTTP {e.code}: {body}") from e
+            raise ServerError(url, e.code, body) from e
         except urllib.error.URLError as e:
             raise ConnectionError(f"cannot reach {url}: {e.reason}; is the server running?") from e
 
@@ -94,7 +176,48 @@ class OpenAIPolicy:
             data = json.load(r).get("data") or []
         if not data:
             raise RuntimeError(f"{self.base_url}/models lists no model: pass model=...")
+        if self.max_context is None and isinstance(data[0].get("max_model_len"), int):
+            self.max_context = int(data[0]["max_model_len"])  # vLLM lists its context here
         return data[0]["id"]
+
+    def request_body(self, prompt: str, sampling: SamplingConfig, max_tokens: int, seed: int | None) -> dict:
+        """The JSON body of one streamed completion request: every sampling parameter explicit."""
+        payload: dict[str, Any] = {
+            "model": self.model,
+            "prompt": prompt,
+            "max_tokens": max_tokens,
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+            "presence_penalty": 0.0,
+            "frequency_penalty": 0.0,
+            "n": 1,
+            "echo": False,
+            "logprobs": self.top_logprobs,
+            "stream": True,
+        }
+        if self.server_extensions:
+            payload.update(NEUTRAL_SAMPLING)
+            payload["top_k"] = int(sampling.top_k) if sampling.top_k and sampling.top_k > 0 else 0
+        elif sampling.top_k:
+            raise ValueError("top_k is not an OpenAI field: use server_extensions=True (the default) to send it")
+        if seed is not None:
+            payload["seed"] = seed
+        payload.update(self.extra_body)
+        return payload
+
+    def _prompt_tokens(self, text: str) -> int | None:
+        if self.tokenizer is not None:
+            return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return self.count_tokens(text)
+
+    def _overflow(self, index: int, n_tokens: int | None, max_new: int, why: str) -> ContextOverflowError:
+        size = f"{n_tokens} tokens" if n_tokens is not None else "too many tokens"
+        ctx = f" of {self.max_context} tokens" if self.max_context else ""
+        return ContextOverflowError(
+            f"prompt {index} ({size}) plus max_new_tokens ({max_new}) does not fit the server's "
+            f"context{ctx} ({why}): shorten the history (history_length), lower max_new_tokens, "
+            "or serve the model with a longer context"
+        )
 
     def count_tokens(self, text: str) -> int | None:
         """Tokens in ``text`` by the server's tokenizer, or None when it has no tokenize route."""
@@ -111,21 +234,14 @@ class OpenAIPolicy:
                 continue
         return None
 
-    def _stream(self, prompt: str, sampling: SamplingConfig, max_tokens: int, seed: int | None) -> Iterator[dict]:
-        payload: dict[str, Any] = {
-            "model": self.model,
-            "prompt": prompt,
-            "max_tokens": max_tokens,
-            "temperature": sampling.temperature,
-            "top_p": sampling.top_p,
-            "logprobs": self.top_logprobs,
-            "stream": True,
-        }
-        if sampling.top_k:
-            payload["top_k"] = sampling.top_k
-        if seed is not None:
-            payload["seed"] = seed
-        resp = self._request(self.base_url + "/completions", payload)
+    def _stream(self, index: int, prompt: str, sampling: SamplingConfig, max_tokens: int,
+                seed: int | None) -> Iterator[dict]:
+        try:
+            resp = self._request(self.base_url + "/completions", self.request_body(prompt, sampling, max_tokens, seed))
+        except ServerError as e:
+            if e.status in (400, 413, 422, 500) and _CONTEXT_WORDS.search(e.body):
+                raise self._overflow(index, None, sampling.max_new_tokens, f"the server said: {e.body[:300]}") from e
+            raise
         try:
             for raw in resp:
                 line = raw.decode("utf-8", errors="replace").strip()
@@ -134,7 +250,13 @@ class OpenAIPolicy:
                 body = line[5:].strip()
                 if body == "[DONE]":
                     return
-                yield json.loads(body)["choices"][0]
+                chunk = json.loads(body)
+                if chunk.get("error"):
+                    msg = json.dumps(chunk["error"])[:300]
+                    if _CONTEXT_WORDS.search(msg):
+                        raise self._overflow(index, None, sampling.max_new_tokens, f"the server said: {msg}")
+                    raise RuntimeError(f"{self.base_url}/completions streamed an error for prompt {index}: {msg}")
+                yield chunk["choices"][0]
         finally:
             resp.close()
 
@@ -162,28 +284,33 @@ class OpenAIPolicy:
             if controller is not None:
                 ctrl = copy.deepcopy(controller)  # per-sequence state
                 ctrl.begin(1)
-            return self._generate_one(prompts[i], sampling, seed, kind, ctrl)
+            return self._generate_one(i, prompts[i], sampling, seed, kind, ctrl)
 
         if len(prompts) <= 1:
             return [one(i) for i in range(len(prompts))]
         with ThreadPoolExecutor(min(self.max_workers, len(prompts))) as pool:
             return list(pool.map(one, range(len(prompts))))
 
-    def _generate_one(self, prompt, sampling, seed, kind, ctrl) -> Generation:
+    def _generate_one(self, index, prompt, sampling, seed, kind, ctrl) -> Generation:
         import torch
 
         from t2po_gym.uncertainty import SignalTracker, topk_token_stats
 
         stop = tuple(sampling.stop or ())
         tracker = SignalTracker(kind, 1, self.vocab_size) if kind else None
-        think = ThinkState.for_prompt(prompt)
+        prompt, prefix = self.chat.render(prompt)
+        if self.max_context is not None:
+            n = self._prompt_tokens(prompt)
+            if n is not None and n + sampling.max_new_tokens > self.max_context:
+                raise self._overflow(index, n, sampling.max_new_tokens, "counted before sending")
+        think = ThinkState.for_prompt(prompt, prefix)
         text, lps, sigs, fmask = "", [], [], []
         think_count, fired_at, finish, cut = 0, -1, "length", -1
         budget = sampling.max_new_tokens
         m = np.zeros(1)
         while budget > 0:
-            fire = False
-            for choice in self._stream(prompt + text, sampling, budget, seed):
+            fire, got = False, 0
+            for choice in self._stream(index, prompt + text, sampling, budget, seed):
                 lp = choice.get("logprobs") or {}
                 tokens = lp.get("tokens") or ([choice["text"]] if choice.get("text") else [])
                 token_lps = lp.get("token_logprobs") or [0.0] * len(tokens)
@@ -201,6 +328,7 @@ class OpenAIPolicy:
                             think_count -= 1
                             fired_at, fire = len(lps), True
                             break
+                    got += 1
                     text += tok
                     lps.append(float(tlp) if tlp is not None else math.nan)
                     sigs.append(float(m[0])) if tracker is not None else None
@@ -218,13 +346,17 @@ class OpenAIPolicy:
                 if fire or finish == "stop" or budget <= 0:
                     break
                 if choice.get("finish_reason"):
+                    if choice["finish_reason"] == "length" and got == 0:
+                        # no token at all although tokens were left: the prompt filled the context
+                        raise self._overflow(index, self._prompt_tokens(prompt + text), sampling.max_new_tokens,
+                                             "the server returned no token with finish_reason='length'")
                     finish = "eos" if choice["finish_reason"] == "stop" else "length"
                     budget = 0
                     break
             if not fire:
                 break
             forced = ctrl.forced_text
-            n = min(self.count_tokens(forced) or 1, budget)
+            n = min(self._prompt_tokens(forced) or 1, budget)
             text += forced
             lps.extend([0.0] * n)
             fmask.extend([1] * n)
@@ -235,7 +367,8 @@ class OpenAIPolicy:
         if cut >= 0:
             text = text[:cut]
         return Generation(
-            text=text,
+            text=prefix + text,
+            prefix=prefix,
             token_ids=[],
             logprobs=lps,
             signal=sigs,
