@@ -56,6 +56,10 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
                    help="any TrainConfig field, e.g. --set kl_coef=0 --set tti=false")
     p.add_argument("--out", default=None, help="run directory (metrics, curves, checkpoints)")
     p.add_argument("--resume", action="store_true", help="continue from the newest valid checkpoint in --out")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start a new run in an --out that holds one (deletes its metrics and checkpoints)")
+    p.add_argument("--allow-config-change", action="append", default=[], metavar="FIELD",
+                   help="with --resume: accept a changed experiment-defining field (algo, group_size...; 'all')")
     p.add_argument("--eval-episodes", type=int, default=None)
     p.add_argument("--budget-min", type=float, default=15.0, help="demo only: wall-clock budget in minutes")
     p.add_argument("--seed", type=int, default=0)
@@ -111,10 +115,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
         overrides.setdefault("eval_split", None)
     overrides.update(dict(args.set))
     cfg = preset(args.algo, **overrides)
-    trainer = Trainer(cfg)
-    if args.resume:
-        ckpt = trainer.resume()
-        print(f"resumed from {ckpt} at step {trainer.step}")
+    from optim.checkpoint import CheckpointError, ConfigMismatchError, RunDirNotEmptyError, prepare_run_dir
+
+    try:
+        prepare_run_dir(cfg.out_dir, resume=args.resume, overwrite=args.overwrite)
+        trainer = Trainer(cfg)
+        if args.resume:
+            ckpt = trainer.resume(allow_config_change=args.allow_config_change)
+            print(f"resumed from {ckpt} at step {trainer.step}")
+    except (CheckpointError, ConfigMismatchError, RunDirNotEmptyError) as exc:
+        raise SystemExit(f"error: {exc}") from None
     try:
         trainer.train()
     except KeyboardInterrupt:
@@ -145,7 +155,7 @@ def _cmd_sft(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from optim.checkpoint import STATE, latest_checkpoint, load_trainer_state
+    from optim.checkpoint import LEGACY_STATE, STATE, CheckpointError, latest_checkpoint, load_trainer_state
     from optim.models import load_policy_model
     from optim.trainer import evaluate
 
@@ -153,8 +163,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     root = Path(args.checkpoint)
     ckpt = latest_checkpoint(root / "checkpoints") if (root / "checkpoints").is_dir() else None
     ckpt = ckpt or (latest_checkpoint(root) if root.is_dir() and not (root / "config.json").exists() else None)
-    if ckpt is not None and (ckpt / STATE).exists():
-        cfg = load_trainer_state(ckpt)["config"]
+    if ckpt is not None and ((ckpt / STATE).exists() or (ckpt / LEGACY_STATE).exists()):
+        try:
+            cfg = load_trainer_state(ckpt)["config"]
+        except CheckpointError as exc:
+            raise SystemExit(f"error: {exc}") from None
         env_id = env_id or cfg["env_id"]
         env_kwargs = env_kwargs if env_kwargs is not None else cfg.get("env_kwargs")
         max_new = max_new or cfg.get("max_new_tokens")

@@ -18,6 +18,7 @@ task seeds, sampling seeds, minibatch order; the optimizer state is in the check
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import random
@@ -25,7 +26,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -33,9 +34,14 @@ from torch import nn
 
 from optim import advantage as adv
 from optim.checkpoint import (
+    ConfigMismatchError,
+    RunDirNotEmptyError,
     assert_finite_state,
+    compare_configs,
+    config_mismatch_message,
     latest_checkpoint,
     load_trainer_state,
+    remove_orphaned_tmp,
     save_checkpoint,
 )
 from optim.config import TrainConfig
@@ -457,6 +463,12 @@ class Trainer:
     def train(self, steps: int | None = None, eval_fn: Callable[["Trainer"], dict[str, float]] | None = None) -> list[dict[str, float]]:
         """Run until ``cfg.steps`` (or ``steps`` more). Ctrl-C writes a checkpoint, then re-raises."""
         target = self.cfg.steps if steps is None else self.step + steps
+        if self.step == 0 and not getattr(self, "_resumed", False) and self.logger.path.exists() \
+                and self.logger.path.stat().st_size > 0:
+            # Never append a new run's steps to an old run's metrics (see optim.checkpoint.prepare_run_dir).
+            raise RunDirNotEmptyError(
+                f"run directory {self.out} already holds metrics of another run: call resume(), start "
+                f"over with --overwrite (optim.checkpoint.prepare_run_dir(..., overwrite=True)), or use another out_dir")
         history = []
         bar = None
         if self.cfg.progress:
@@ -513,15 +525,41 @@ class Trainer:
             assert_finite_state(self.value_head.state_dict(), "value head")
         return save_checkpoint(self.ckpt_dir, self.step, self.pm.save, self.state_dict(), keep=self.cfg.keep_checkpoints)
 
-    def resume(self, path: str | Path | None = None) -> Path:
-        """Load the newest valid checkpoint under ``path`` (default: this run's) and continue from it."""
+    def resume(self, path: str | Path | None = None, *, allow_config_change: Sequence[str] = ()) -> Path:
+        """Load the newest valid checkpoint under ``path`` (default: this run's) and continue from it.
+
+        The checkpoint's config is compared with this trainer's: fields in
+        :data:`optim.checkpoint.MUTABLE_ON_RESUME` (steps, lr, logging...) take the new value
+        with a printed note; any other difference raises :class:`ConfigMismatchError` listing
+        each one, unless named in ``allow_config_change`` (``["all"]`` allows every field).
+        Orphaned ``.tmp-step_*`` directories of killed writes are removed first.
+        """
         root = Path(path) if path is not None else self.ckpt_dir
+        remove_orphaned_tmp(root)
         ckpt = latest_checkpoint(root)
         if ckpt is None:
             raise FileNotFoundError(f"no valid checkpoint under {root}; start without --resume")
         state = load_trainer_state(ckpt)
-        self._load_model_weights(ckpt / "model")
-        self.optimizer.load_state_dict(state["optimizer"])
+        defaults = {f.name: f.default for f in dataclasses.fields(self.cfg)
+                    if f.default is not dataclasses.MISSING}
+        applied, refused = compare_configs(state.get("config") or {}, self.cfg.to_dict(), defaults=defaults,
+                                           allow=allow_config_change)
+        if refused:
+            raise ConfigMismatchError(config_mismatch_message(ckpt, refused))
+        for line in applied:
+            print(f"resume: {line} (the new value applies)")
+        if self.dist.sharded:  # FSDP2: full weights and optimizer state into this rank's shards
+            self.dist.load_sharded(self, ckpt / "model", state)
+        else:
+            self._load_model_weights(ckpt / "model")
+            self.optimizer.load_state_dict(state["optimizer"])
+        # load_state_dict restores the saved hyper-parameters; the new config's win.
+        self.optimizer.param_groups[0]["lr"] = self.cfg.resolved_lr()
+        if len(self.optimizer.param_groups) > 1:
+            self.optimizer.param_groups[1]["lr"] = self.cfg.value_lr
+        for group in self.optimizer.param_groups:
+            group["weight_decay"] = self.cfg.weight_decay
+        self._resumed = True
         if self.ref_model is not None and state.get("ref_model") is not None:
             self.ref_model.load_state_dict(state["ref_model"])
         if self.value_head is not None and state.get("value_head") is not None:

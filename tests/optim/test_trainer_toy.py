@@ -85,7 +85,7 @@ def test_cut_off_checkpoint_is_detected_and_previous_used(tmp_path):
     tr.train()
     ckpts = list_checkpoints(tr.ckpt_dir)
     assert [c.name for c in ckpts] == ["step_00000001", "step_00000002"]
-    state = ckpts[-1] / "trainer_state.pt"
+    state = ckpts[-1] / "trainer_state.safetensors"
     data = state.read_bytes()
     state.write_bytes(data[: len(data) // 2])  # cut off mid-write
     with pytest.warns(UserWarning, match="corrupt"):
