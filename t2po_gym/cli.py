@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 __all__ = ["main", "play_scripted"]
 
 # Modules that add sub-commands; each defines register_cli(subparsers).
-_PLUGINS = ("t2po_gym.search.remote", "optim.cli")
+_PLUGINS = ("t2po_gym.envs.searchqa.server", "optim.cli")
 
 
 def _agent(name: str, env, rng: random.Random) -> Callable[[dict], str | None]:

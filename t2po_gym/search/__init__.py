@@ -32,7 +32,6 @@ _LAZY = {
     "dense_retriever": "t2po_gym.search.dense",
     "RemoteRetriever": "t2po_gym.search.remote",
     "RetrieverUnavailableError": "t2po_gym.search.remote",
-    "serve": "t2po_gym.search.remote",
 }
 
 __all__ = [

@@ -51,6 +51,9 @@ class Retriever(ABC):
 
     #: short backend name ("tantivy", "lucene", "dense", "remote")
     name: str = "retriever"
+    #: whether ``search`` may run in several threads at once (the retriever server runs
+    #: such backends without a lock; the others one search at a time)
+    thread_safe: bool = False
 
     @abstractmethod
     def search(self, query: str, k: int = 10) -> list[SearchHit]:

@@ -17,6 +17,8 @@ product + ``argpartition``), no approximate index.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import threading
 import time
@@ -123,6 +125,7 @@ class DenseRetriever(Retriever):
     """
 
     name = "dense"
+    thread_safe = True  # searches are serialised by the instance's own lock where needed
 
     def __init__(self, docs: Sequence[Document], *, model_path: str | os.PathLike | None = None,
                  fingerprint: str | None = None, cache_dir: str | os.PathLike | None = None,
@@ -145,18 +148,31 @@ class DenseRetriever(Retriever):
             self.index_seconds = time.perf_counter() - t0
             tmp = self.cache_path.with_suffix(f".tmp{os.getpid()}.npy")
             np.save(tmp, emb)
+            # The sidecar records what the cache holds (full corpus fingerprint, shape, file hash);
+            # it is written before the rename, so a cache file never exists without it.
+            meta = {"fingerprint": self.fingerprint, "shape": list(emb.shape), "sha256": _file_sha256(tmp)}
+            self._meta_path().write_text(json.dumps(meta))
             os.replace(tmp, self.cache_path)  # atomic: readers never see half a file
         else:
             self.from_cache = True
         self.embeddings = emb
 
+    def _meta_path(self) -> Path:
+        return self.cache_path.with_suffix(".json")
+
     def _read_cache(self) -> np.ndarray | None:
+        """The cached embeddings if they verify against their sidecar (this corpus's full
+        fingerprint and the file's sha256), else ``None`` (rebuild). Never unpickles."""
         if not self.cache_path.is_file():
             return None
         try:
-            emb = np.load(self.cache_path)
+            meta = json.loads(self._meta_path().read_text()[:4096])
+            if not isinstance(meta, dict) or meta.get("fingerprint") != self.fingerprint \
+                    or meta.get("sha256") != _file_sha256(self.cache_path):
+                return None
+            emb = np.load(self.cache_path, allow_pickle=False)
         except (OSError, ValueError):
-            return None  # corrupt cache: rebuild
+            return None  # corrupt or unverifiable cache: rebuild
         if emb.shape != (len(self.documents), self.encoder.dim) or emb.dtype != np.float32:
             return None
         return emb
@@ -182,6 +198,14 @@ class DenseRetriever(Retriever):
 
     def __len__(self) -> int:
         return len(self._ids)
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def dense_retriever(docs: Sequence[Document], *, fingerprint: str | None = None,

@@ -18,6 +18,7 @@ import os
 import shutil
 import tempfile
 import threading
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -110,6 +111,7 @@ class LuceneRetriever(Retriever):
     """
 
     name = "lucene"
+    thread_safe = True  # searches are serialised by the instance's own lock where needed
 
     def __init__(
         self,
@@ -131,7 +133,13 @@ class LuceneRetriever(Retriever):
         else:
             self.fingerprint = fingerprint or corpus_fingerprint(docs)
             root = Path(index_dir) if index_dir else default_cache_dir() / "lucene" / f"v1-{self.fingerprint[:32]}"
-            if not (root / "COMPLETE").exists():
+            marker = root / "COMPLETE"
+            if marker.exists() and marker.read_text(errors="replace").strip() != self.fingerprint:
+                # A folder of other content under this name (or copied here): never trust it.
+                warnings.warn(f"Lucene index at {root} is not this corpus's (fingerprint differs): rebuilding it",
+                              stacklevel=2)
+                shutil.rmtree(root, ignore_errors=True)
+            if not marker.exists():
                 self._build(docs, root)
                 self.built = True
         self.index_dir = root

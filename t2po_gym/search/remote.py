@@ -1,7 +1,8 @@
-"""A retriever over HTTP, wire-compatible with Search-R1's retrieval server.
+"""A retriever over HTTP: the client of a Search-R1-style ``/retrieve`` server.
 
 Several trainer processes can share one index (as Search-R1 users do): one process
-runs ``t2po serve-retriever --port P`` (or :func:`serve`), the others use
+runs ``t2po serve-retriever --port P`` (the server lives with the Search-QA env, in
+:mod:`t2po_gym.envs.searchqa.server`), the others use
 ``RemoteRetriever("http://127.0.0.1:P/retrieve")``.
 
 The protocol is Search-R1's ``POST /retrieve``::
@@ -9,8 +10,7 @@ The protocol is Search-R1's ``POST /retrieve``::
     request:  {"queries": ["q1", ...], "topk": 3, "return_scores": true}
     response: {"result": [[{"document": {"id": "17", "contents": "Title\\ntext"}, "score": 12.3}, ...], ...]}
 
-With ``"return_scores": false`` each inner list holds the bare documents. The server
-here binds to 127.0.0.1 by default and uses only the standard library.
+With ``"return_scores": false`` each inner list holds the bare documents.
 
 A client request that cannot be answered (server down, timeout, bad reply) raises
 :class:`RetrieverUnavailableError` after at most ``timeout`` seconds (times
@@ -19,41 +19,18 @@ A client request that cannot be answered (server down, timeout, bad reply) raise
 
 from __future__ import annotations
 
-import argparse
 import json
-import threading
 import urllib.error
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Sequence
 
 from t2po_gym.search.base import Document, Retriever, SearchHit, shared_retriever
 
-__all__ = [
-    "RemoteRetriever",
-    "RetrieverUnavailableError",
-    "remote_retriever",
-    "make_server",
-    "serve",
-    "register_cli",
-    "MAX_REQUEST_BYTES",
-    "MAX_TOPK",
-]
-
-#: The server rejects request bodies larger than this (HTTP 413).
-MAX_REQUEST_BYTES = 8 * 1024 * 1024
-#: The server caps ``topk`` at this value.
-MAX_TOPK = 100
-#: The server answers at most this many queries per request.
-MAX_QUERIES = 1024
+__all__ = ["RemoteRetriever", "RetrieverUnavailableError", "remote_retriever"]
 
 
 class RetrieverUnavailableError(RuntimeError):
     """The remote retriever could not answer (down, timed out, or sent a malformed reply)."""
-
-
-def _document_contents(doc: Document) -> str:
-    return f"{doc.title}\n{doc.text}" if doc.title else doc.text
 
 
 class RemoteRetriever(Retriever):
@@ -70,6 +47,7 @@ class RemoteRetriever(Retriever):
     """
 
     name = "remote"
+    thread_safe = True  # each call opens its own connection
 
     def __init__(self, url: str, *, timeout: float = 10.0, retries: int = 0):
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
@@ -151,136 +129,3 @@ class RemoteRetriever(Retriever):
 def remote_retriever(url: str, *, timeout: float = 10.0) -> RemoteRetriever:
     """The process-wide :class:`RemoteRetriever` for ``url``."""
     return shared_retriever(("remote", url, float(timeout)), lambda: RemoteRetriever(url, timeout=timeout))  # type: ignore[return-value]
-
-
-# --------------------------------------------------------------------- server
-def _doc_lookup(retriever: Retriever, documents: Mapping[str, Document] | Sequence[Document] | None
-                ) -> Callable[[str], Document | None]:
-    if documents is None:
-        documents = getattr(retriever, "documents", None)
-    if documents is None:
-        raise ValueError(
-            f"serve() needs the documents of the {type(retriever).__name__} index: pass documents=")
-    if not isinstance(documents, Mapping):
-        documents = {d.doc_id: d for d in documents}
-    return documents.get
-
-
-def make_server(
-    retriever: Retriever,
-    host: str = "127.0.0.1",
-    port: int = 8000,
-    *,
-    documents: Mapping[str, Document] | Sequence[Document] | None = None,
-) -> ThreadingHTTPServer:
-    """Build (not start) the HTTP server; ``port=0`` picks a free port (see ``server.server_port``).
-
-    ``documents`` maps ids to passages; by default ``retriever.documents`` is used.
-    """
-    lookup = _doc_lookup(retriever, documents)
-    lock = threading.Lock()  # backends are not all thread-safe; queries are fast anyway
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, fmt: str, *args: Any) -> None:  # keep stderr quiet
-            pass
-
-        def _reply(self, code: int, obj: Any) -> None:
-            body = json.dumps(obj).encode("utf-8")
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def do_GET(self) -> None:
-            if self.path.rstrip("/") in ("/health", ""):
-                self._reply(200, {"status": "ok", "documents": len(retriever), "backend": retriever.name})
-            else:
-                self._reply(404, {"error": f"unknown path {self.path}; POST /retrieve"})
-
-        def do_POST(self) -> None:
-            if self.path.rstrip("/") != "/retrieve":
-                self._reply(404, {"error": f"unknown path {self.path}; POST /retrieve"})
-                return
-            try:
-                n = int(self.headers.get("Content-Length", "0"))
-            except ValueError:
-                n = -1
-            if n < 0 or n > MAX_REQUEST_BYTES:
-                self._reply(413, {"error": f"request body must be 0..{MAX_REQUEST_BYTES} bytes"})
-                self.close_connection = True
-                return
-            try:
-                req = json.loads(self.rfile.read(n).decode("utf-8"))
-                queries = req["queries"]
-                if isinstance(queries, str):
-                    queries = [queries]
-                if not isinstance(queries, list) or not all(isinstance(q, str) for q in queries):
-                    raise ValueError("'queries' must be a list of strings")
-                if len(queries) > MAX_QUERIES:
-                    raise ValueError(f"at most {MAX_QUERIES} queries per request")
-                topk = max(0, min(int(req.get("topk", 3)), MAX_TOPK))
-                with_scores = bool(req.get("return_scores", False))
-            except (ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
-                self._reply(400, {"error": f"bad request: {e}; expected "
-                                           '{"queries": [...], "topk": k, "return_scores": bool}'})
-                return
-            with lock:
-                hits = retriever.batch_search(queries, topk)
-            result = []
-            for row in hits:
-                items = []
-                for h in row:
-                    doc = lookup(h.doc_id)
-                    d = {"id": h.doc_id, "contents": _document_contents(doc) if doc else ""}
-                    items.append({"document": d, "score": h.score} if with_scores else d)
-                result.append(items)
-            self._reply(200, {"result": result})
-
-    return ThreadingHTTPServer((host, port), Handler)
-
-
-def serve(retriever: Retriever, host: str = "127.0.0.1", port: int = 8000, *,
-          documents: Mapping[str, Document] | Sequence[Document] | None = None) -> None:
-    """Serve ``retriever`` on ``http://host:port/retrieve`` until interrupted (blocking)."""
-    server = make_server(retriever, host, port, documents=documents)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-
-
-# ------------------------------------------------------------------------ CLI
-def register_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add ``serve-retriever`` to the ``t2po`` command's subparsers."""
-    p = subparsers.add_parser(
-        "serve-retriever",
-        help="serve a Search-QA retriever over HTTP (Search-R1's POST /retrieve)",
-        description="Serve the Search-QA corpus (generated world, or SEARCHQA_DATA / --data-dir) "
-                    "over HTTP so several processes share one index.")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1 only)")
-    p.add_argument("--retriever", default="bm25", choices=["bm25", "tantivy", "lucene", "dense"])
-    p.add_argument("--data-dir", default=None, help="Search-R1 data folder (corpus.jsonl); "
-                                                    "default $SEARCHQA_DATA or the generated world")
-    p.add_argument("--world-passages", type=int, default=20_000)
-    p.add_argument("--world-seed", type=int, default=0)
-    p.set_defaults(func=_cli_serve)
-    return p
-
-
-def _cli_serve(args: argparse.Namespace) -> int:
-    from t2po_gym.envs.searchqa.env import load_searchqa_data
-    from t2po_gym.envs.searchqa.retrieval import resolve_retriever
-
-    data = load_searchqa_data(data_dir=args.data_dir, world_passages=args.world_passages,
-                              world_seed=args.world_seed)
-    retriever = resolve_retriever(args.retriever, data)
-    print(f"serving {retriever.name} over {len(data.documents)} passages on "
-          f"http://{args.host}:{args.port}/retrieve", flush=True)
-    serve(retriever, args.host, args.port, documents=data.doc_by_id)
-    return 0

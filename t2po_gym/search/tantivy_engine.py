@@ -3,18 +3,22 @@
 The index is built once per corpus and cached on disk under
 ``default_cache_dir()/tantivy/<corpus fingerprint>``; a second process (or a second
 env of the same process, through :func:`tantivy_retriever`) opens it instead of
-rebuilding it. Queries are tokenized here (lowercase alphanumeric words), so any
+rebuilding it. The cache is keyed by the corpus content (SHA-256 of ids, titles and
+texts) and verified on open: its ``COMPLETE`` marker must record the same full
+fingerprint, document count and index version, else the folder is rebuilt. Queries are tokenized here (lowercase alphanumeric words), so any
 string, punctuation, query-language syntax or a 1 MB blob included, is a plain
 bag-of-words query and never a parse error.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import tempfile
 import threading
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -71,6 +75,7 @@ class TantivyRetriever(Retriever):
     """
 
     name = "tantivy"
+    thread_safe = True  # tantivy searchers are Sync; queries share the reloaded searcher
 
     def __init__(
         self,
@@ -93,10 +98,24 @@ class TantivyRetriever(Retriever):
         sb.add_text_field("title", stored=False, tokenizer_name="en_stem")
         sb.add_text_field("text", stored=False, tokenizer_name="en_stem")
         self._schema = sb.build()
-        done_marker = root / "COMPLETE"
-        if not done_marker.exists():
+        stale = self._stale_reason(root)
+        if stale is not None:
+            if root.exists():
+                # Never trust (or delete in place, under a reader's feet) an index of other content:
+                # move it aside, then build the right one.
+                warnings.warn(f"tantivy index at {root} is not this corpus's ({stale}): rebuilding it", stacklevel=3)
+                aside = root.with_name(f"{root.name}.stale-{os.getpid()}")
+                try:
+                    os.replace(root, aside)
+                    shutil.rmtree(aside, ignore_errors=True)
+                except OSError:
+                    shutil.rmtree(root, ignore_errors=True)
             self._build(docs, root, heap_mb)
             self.built = True
+            stale = self._stale_reason(root)
+            if stale is not None:
+                raise RuntimeError(f"tantivy index at {root} is still not this corpus's after a rebuild ({stale}); "
+                                   "delete that folder or set T2PO_CACHE to another directory")
         self._index = tantivy.Index(self._schema, path=str(root), reuse=True)
         self._index.reload()
         self._searcher = self._index.searcher()
@@ -106,6 +125,28 @@ class TantivyRetriever(Retriever):
                 f"{len(self._ids)}: delete that folder to rebuild it"
             )
         self._lock = threading.Lock()
+
+    def _marker(self) -> dict:
+        return {"version": _INDEX_VERSION, "fingerprint": self.fingerprint, "documents": len(self._ids)}
+
+    def _stale_reason(self, root: Path) -> str | None:
+        """``None`` if ``root`` holds a complete index of exactly this corpus (its ``COMPLETE``
+        marker records the full content fingerprint and size), else why not."""
+        marker = root / "COMPLETE"
+        if not marker.is_file():
+            return "no COMPLETE marker" if root.exists() else "absent"
+        try:
+            meta = json.loads(marker.read_text()[:4096])
+        except (OSError, ValueError):
+            return "unreadable COMPLETE marker (an index of an older version)"
+        if not isinstance(meta, dict):
+            return "unreadable COMPLETE marker"
+        for key, want in self._marker().items():
+            if meta.get(key) != want:
+                return f"its {key} is {str(meta.get(key))[:70]!r}, this corpus's is {str(want)[:70]!r}"
+        if not (root / "meta.json").is_file():
+            return "meta.json is missing"
+        return None
 
     def _build(self, docs: Sequence[Document], root: Path, heap_mb: int) -> None:
         tantivy = self._tantivy
@@ -123,7 +164,7 @@ class TantivyRetriever(Retriever):
                 writer.add_document(doc)
             writer.commit()
             writer.wait_merging_threads()
-            (tmp / "COMPLETE").write_text(self.fingerprint)
+            (tmp / "COMPLETE").write_text(json.dumps(self._marker()))
             try:
                 os.replace(tmp, root)
             except OSError:  # another process won the race: use its index

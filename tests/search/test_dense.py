@@ -35,6 +35,18 @@ def test_second_instance_reads_the_cache(setup):
     assert not other.from_cache and other.cache_path != r.cache_path
 
 
+def test_cache_is_verified_on_load(setup):
+    """A cache file that does not match its sidecar (edited, or another corpus's) is rebuilt."""
+    world, r, cache = setup
+    emb = np.load(r.cache_path)
+    tampered = emb.copy()
+    tampered[0] = -tampered[0]
+    np.save(r.cache_path, tampered)  # same shape and dtype: a shape check alone would trust it
+    again = DenseRetriever(world.documents, cache_dir=cache, encoder=r.encoder)
+    assert not again.from_cache and np.allclose(again.embeddings, emb, atol=1e-5)
+    assert DenseRetriever(world.documents, cache_dir=cache, encoder=r.encoder).from_cache
+
+
 def test_search_is_exact_inner_product(setup):
     world, r, _ = setup
     q = "Who founded the shipping company?"

@@ -1,15 +1,18 @@
-"""Remote retriever: Search-R1 /retrieve wire shape, client, server-down and hung-server errors."""
+"""Remote retriever client: Search-R1 /retrieve wire shape, server-down and hung-server errors.
+
+The server is :mod:`t2po_gym.envs.searchqa.server` (its limits are tested in
+``tests/envs/test_searchqa_server.py``)."""
 
 import json
 import socket
-import threading
 import time
 import urllib.request
 
 import pytest
 
 from t2po_gym.search.base import Document, Retriever, SearchHit
-from t2po_gym.search.remote import RemoteRetriever, RetrieverUnavailableError, make_server
+from t2po_gym.envs.searchqa.server import start_in_thread
+from t2po_gym.search.remote import RemoteRetriever, RetrieverUnavailableError
 
 
 class WordOverlap(Retriever):
@@ -36,12 +39,9 @@ DOCS = [Document("0", "Alpha", "alpha city river"), Document("1", "Beta", "beta 
 
 @pytest.fixture
 def server():
-    srv = make_server(WordOverlap(DOCS), "127.0.0.1", 0)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    yield f"http://127.0.0.1:{srv.server_port}"
-    srv.shutdown()
-    srv.server_close()
+    srv = start_in_thread(WordOverlap(DOCS), "127.0.0.1", 0)
+    yield srv.url
+    srv.stop()
 
 
 def _post(url, payload):

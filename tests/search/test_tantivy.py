@@ -60,3 +60,22 @@ def test_query_terms_bounded():
     assert query_terms("Red, red SHOES!") == ["red", "shoes"]
     assert len(query_terms(" ".join(f"w{i}" for i in range(10_000)))) == MAX_QUERY_TERMS
     assert query_terms(123) == []  # type: ignore[arg-type]
+
+
+def test_cache_of_other_content_is_rebuilt_not_trusted(tmp_path):
+    """The cache is verified on open: a folder whose COMPLETE marker records another corpus
+    (same size, so a document-count check alone would pass) is rebuilt with a warning."""
+    import json
+
+    other = [Document(d.doc_id, d.title, "unrelated words " + d.text[::-1]) for d in DOCS]
+    idx = tmp_path / "idx"
+    TantivyRetriever(other, index_dir=idx)  # 4 docs, like DOCS, under the same folder
+    with pytest.warns(UserWarning, match="not this corpus's.*fingerprint"):
+        r = TantivyRetriever(DOCS, index_dir=idx)
+    assert r.built and r.search("running shoe", k=1)[0].doc_id == "shoe"
+    assert json.loads((idx / "COMPLETE").read_text())["fingerprint"] == r.fingerprint
+    # an index of the old marker format (the bare fingerprint) is rebuilt too
+    (idx / "COMPLETE").write_text(r.fingerprint)
+    with pytest.warns(UserWarning, match="unreadable COMPLETE"):
+        assert TantivyRetriever(DOCS, index_dir=idx).built
+    assert not TantivyRetriever(DOCS, index_dir=idx).built  # and then trusted
