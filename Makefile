@@ -21,9 +21,13 @@ install: system-deps
 	# .pth hook that registers the env ids on `import gymnasium`
 	$(PIP) install -q -e ".[dev]"
 
+# minutes for the whole main job (warm start, RL, evaluations): make run BUDGET=3
+BUDGET ?= 15
+
 run: install
-	# the main job: warm start (SFT) + T2PO on easy ALFWorld, before/after table, PNG curves in runs/demo
-	t2po train --out runs/demo --budget-min 15
+	# the main job: warm start (SFT) + T2PO on easy ALFWorld, before/after table, PNG curves in runs/demo.
+	# The warm start is cached in runs/demo/warmstart; --overwrite starts the RL part afresh.
+	t2po train --out runs/demo --budget-min $(BUDGET) --overwrite
 
 test: install
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PYTHON) -m pytest -q

@@ -13,7 +13,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from t2po_gym.cli import HelpFormatter, UsageError, add_env_arguments, check_env_id, env_kwargs_from_args, run_command
+
 __all__ = ["register_cli", "main"]
+
+
+def _quiet_hub_bars() -> None:
+    """No "Loading weights" / "Writing model shards" bars: the job's own progress lines say enough."""
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    except (ImportError, AttributeError):  # older transformers: the bars stay
+        pass
 
 
 def _json_arg(text: str) -> dict[str, Any]:
@@ -39,19 +51,22 @@ def _set_arg(text: str) -> tuple[str, Any]:
 
 def register_cli(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``sft``, ``train`` and ``eval`` sub-commands."""
-    p = subparsers.add_parser("train", help="train a policy with t2po / gigpo / grpo / ppo (no --env: the CPU demo)")
-    p.add_argument("--env", default=None, help="env id, e.g. T2PO/ALFWorld-v0 (omit for the embedded demo)")
-    p.add_argument("--algo", default="t2po", choices=["t2po", "gigpo", "grpo", "ppo"])
+    p = subparsers.add_parser("train", help="train a policy with t2po / gigpo / grpo / ppo (no --env: the main job)",
+                              description="Train a policy. Without --env: the main job (demo model, SFT warm start, "
+                                          "T2PO on easy ALFWorld, before/after table), within --budget-min.",
+                              formatter_class=HelpFormatter)
+    p.add_argument("--env", default=None, help="env id, e.g. T2PO/ALFWorld-v0 (None: the main job)")
+    p.add_argument("--algo", default="t2po", choices=["t2po", "gigpo", "grpo", "ppo"], help="algorithm preset")
     p.add_argument("--model", default="tiny", help="tiny, a checkpoint directory, or a local Hugging Face model path")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--steps", type=int, default=None)
-    p.add_argument("--n-tasks", type=int, default=None)
-    p.add_argument("--group-size", type=int, default=None)
-    p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--lora-rank", type=int, default=None)
-    p.add_argument("--max-turns", type=int, default=None)
-    p.add_argument("--max-new-tokens", type=int, default=None)
-    p.add_argument("--env-kwargs", type=_json_arg, default=None, help="JSON kwargs for gym.make_vec")
+    p.add_argument("--steps", type=int, default=None, help="training steps (None: the preset's)")
+    p.add_argument("--n-tasks", type=int, default=None, help="tasks per step (None: the preset's)")
+    p.add_argument("--group-size", type=int, default=None, help="episodes per task (None: the preset's)")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (None: the preset's)")
+    p.add_argument("--lora-rank", type=int, default=None, help="LoRA rank, 0 for full fine-tuning (None: the preset's)")
+    p.add_argument("--max-turns", type=int, default=None, help="turns per episode (None: the env's)")
+    p.add_argument("--max-new-tokens", type=int, default=None, help="tokens per response (None: the preset's)")
+    add_env_arguments(p)
     p.add_argument("--set", type=_set_arg, action="append", default=[], metavar="KEY=VALUE",
                    help="any TrainConfig field, e.g. --set kl_coef=0 --set tti=false")
     p.add_argument("--out", default=None, help="run directory (metrics, curves, checkpoints)")
@@ -60,36 +75,39 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
                    help="start a new run in an --out that holds one (deletes its metrics and checkpoints)")
     p.add_argument("--allow-config-change", action="append", default=[], metavar="FIELD",
                    help="with --resume: accept a changed experiment-defining field (algo, group_size...; 'all')")
-    p.add_argument("--eval-episodes", type=int, default=None)
-    p.add_argument("--budget-min", type=float, default=15.0, help="demo only: wall-clock budget in minutes")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--eval-episodes", type=int, default=None, help="held-out episodes per evaluation (None: the preset's)")
+    p.add_argument("--budget-min", type=float, default=15.0,
+                   help="main job only: wall-clock minutes for the whole job (warm start, RL, evaluations)")
+    p.add_argument("--seed", type=int, default=0, help="training seed")
     p.set_defaults(func=_cmd_train)
 
-    s = subparsers.add_parser("sft", help="behaviour cloning on expert trajectories (cold start)")
-    s.add_argument("--env", default="T2PO/ALFWorld-v0")
+    s = subparsers.add_parser("sft", help="behaviour cloning on expert trajectories (cold start)",
+                              formatter_class=HelpFormatter)
+    s.add_argument("--env", default="T2PO/ALFWorld-v0", help="env id whose expert is cloned")
     s.add_argument("--model", default="demo", help="demo (build the small ALFWorld model), tiny, or a model path")
     s.add_argument("--episodes", type=int, default=400, help="expert episodes to record")
-    s.add_argument("--split", default="train")
-    s.add_argument("--steps", type=int, default=300)
-    s.add_argument("--batch-size", type=int, default=16)
-    s.add_argument("--lr", type=float, default=3e-3)
-    s.add_argument("--env-kwargs", type=_json_arg, default=None)
-    s.add_argument("--device", default="cpu")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--split", default="train", help="split the expert plays")
+    s.add_argument("--steps", type=int, default=300, help="SFT steps (AdamW, cosine schedule)")
+    s.add_argument("--batch-size", type=int, default=16, help="examples per step")
+    s.add_argument("--lr", type=float, default=3e-3, help="peak learning rate")
+    add_env_arguments(s)
+    s.add_argument("--device", default="cpu", help="cpu or cuda")
+    s.add_argument("--seed", type=int, default=0, help="seed of the expert episodes and of the batches")
     s.add_argument("--out", required=True, help="directory for the fine-tuned model")
     s.set_defaults(func=_cmd_sft)
 
-    e = subparsers.add_parser("eval", help="success of a checkpoint on a fixed held-out set")
-    e.add_argument("--env", default=None, help="env id (default: the one the checkpoint was trained on)")
+    e = subparsers.add_parser("eval", help="success of a checkpoint on a fixed held-out set",
+                              formatter_class=HelpFormatter)
+    e.add_argument("--env", default=None, help="env id (None: the one the checkpoint was trained on)")
     e.add_argument("--checkpoint", required=True, help="a run directory, checkpoint directory or model directory")
-    e.add_argument("--split", default="valid_seen")
-    e.add_argument("--episodes", type=int, default=64)
-    e.add_argument("--temperature", type=float, default=0.0)
-    e.add_argument("--max-new-tokens", type=int, default=None)
-    e.add_argument("--env-kwargs", type=_json_arg, default=None)
-    e.add_argument("--reset-options", type=_json_arg, default=None,
+    e.add_argument("--split", default="valid_seen", help="held-out split (episode k resets with seed k)")
+    e.add_argument("--episodes", type=int, default=64, help="episodes to play")
+    e.add_argument("--temperature", type=float, default=0.0, help="sampling temperature; 0 is greedy")
+    e.add_argument("--max-new-tokens", type=int, default=None, help="tokens per response (None: the run's, or 64)")
+    add_env_arguments(e)
+    e.add_argument("--reset-options", type=_json_arg, default=None, metavar="JSON",
                    help='JSON added to every reset, e.g. \'{"game": "seed"}\' (ALFWorld: episode k plays game k)')
-    e.add_argument("--device", default="cpu")
+    e.add_argument("--device", default="cpu", help="cpu or cuda")
     e.set_defaults(func=_cmd_eval)
 
 
@@ -97,24 +115,40 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.env is None:
         from optim.demo import run_demo
 
-        run_demo(out_dir=args.out or "runs/demo", budget_min=args.budget_min, seed=args.seed, resume=args.resume)
-        return 0
+        from optim.checkpoint import RunDirNotEmptyError
+
+        _quiet_hub_bars()
+        try:
+            result = run_demo(out_dir=args.out or "runs/demo", budget_min=args.budget_min, seed=args.seed,
+                              resume=args.resume, overwrite=args.overwrite, started_at=getattr(args, "started_at", None))
+        except RunDirNotEmptyError as exc:
+            raise UsageError(str(exc)) from None
+        # no RL step ran: the table holds the warm start only; say so in the exit status too
+        return 0 if result["trained"] else 1
+    check_env_id(args.env)
     from optim.config import preset
     from optim.trainer import Trainer
 
+    _quiet_hub_bars()
     overrides: dict[str, Any] = {"env_id": args.env, "model": args.model, "device": args.device, "seed": args.seed}
     for key, attr in [("steps", "steps"), ("n_tasks", "n_tasks"), ("group_size", "group_size"), ("lr", "lr"),
                       ("lora_rank", "lora_rank"), ("max_turns", "max_turns"), ("max_new_tokens", "max_new_tokens"),
-                      ("env_kwargs", "env_kwargs"), ("eval_episodes", "eval_episodes")]:
+                      ("eval_episodes", "eval_episodes")]:
         value = getattr(args, attr)
         if value is not None:
             overrides[key] = value
+    env_kwargs = env_kwargs_from_args(args)
+    if env_kwargs is not None:
+        overrides["env_kwargs"] = env_kwargs
     overrides["out_dir"] = args.out or f"runs/{args.algo}-{args.env.split('/')[-1]}"
     if not args.env.startswith("T2PO/ALFWorld"):
         overrides.setdefault("train_split", None)
         overrides.setdefault("eval_split", None)
     overrides.update(dict(args.set))
-    cfg = preset(args.algo, **overrides)
+    try:
+        cfg = preset(args.algo, **overrides)
+    except (ValueError, TypeError) as exc:  # an unknown --set key or a bad value: the user's to fix
+        raise UsageError(str(exc)) from None
     from optim.checkpoint import CheckpointError, ConfigMismatchError, RunDirNotEmptyError, prepare_run_dir
 
     try:
@@ -134,11 +168,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_sft(args: argparse.Namespace) -> int:
+    check_env_id(args.env)
     from optim.models import load_policy_model
     from optim.sft import collect_expert_examples, train_sft
 
+    _quiet_hub_bars()
     examples, stats = collect_expert_examples(
-        args.env, args.episodes, split=args.split, seed=args.seed, env_kwargs=args.env_kwargs
+        args.env, args.episodes, split=args.split, seed=args.seed, env_kwargs=env_kwargs_from_args(args)
     )
     print(f"{len(examples)} expert turns from {args.episodes} episodes (expert success {stats['expert_success']:.2f})")
     if args.model == "demo":
@@ -159,8 +195,12 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from optim.models import load_policy_model
     from optim.trainer import evaluate
 
-    env_id, env_kwargs, max_new, max_turns = args.env, args.env_kwargs, args.max_new_tokens, None
+    env_id, env_kwargs, max_new, max_turns = args.env, env_kwargs_from_args(args), args.max_new_tokens, None
     root = Path(args.checkpoint)
+    if not root.exists():
+        raise UsageError(f"--checkpoint {root}: no such file or directory (a run directory such as runs/demo/t2po, "
+                         f"a checkpoint directory, or a saved model directory)")
+    _quiet_hub_bars()
     ckpt = latest_checkpoint(root / "checkpoints") if (root / "checkpoints").is_dir() else None
     ckpt = ckpt or (latest_checkpoint(root) if root.is_dir() and not (root / "config.json").exists() else None)
     if ckpt is not None and ((ckpt / STATE).exists() or (ckpt / LEGACY_STATE).exists()):
@@ -176,7 +216,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     else:
         model_dir = str(root)
     if env_id is None:
-        raise SystemExit("--env is required when the checkpoint holds no training config")
+        raise UsageError(f"--env is required: {root} holds no training config to read the env from")
+    check_env_id(env_id)
     pm = load_policy_model(model_dir, device=args.device)
     m = evaluate(pm, env_id, split=args.split, episodes=args.episodes, env_kwargs=env_kwargs,
                  max_new_tokens=max_new or 64, temperature=args.temperature, max_turns=max_turns,
@@ -189,11 +230,15 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Stand-alone entry point (``python -m optim.cli train ...``)."""
-    parser = argparse.ArgumentParser(prog="t2po")
+    import time
+
+    started = time.perf_counter()
+    parser = argparse.ArgumentParser(prog="t2po", formatter_class=HelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     register_cli(sub)
     args = parser.parse_args(argv)
-    return int(args.func(args) or 0)
+    args.started_at = started
+    return run_command(parser, args)
 
 
 if __name__ == "__main__":

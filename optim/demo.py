@@ -52,14 +52,16 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from optim.models import MODEL_MARKER, HFPolicyModel
 from optim.sft import SFTExample, collect_expert_examples
 
-__all__ = ["DemoModelConfig", "build_demo_model", "dagger_examples", "DEMO_ENV_KWARGS"]
+__all__ = ["DemoModelConfig", "DemoPlan", "JobClock", "build_demo_model", "dagger_examples", "DEMO_ENV_KWARGS",
+           "run_demo", "warm_start", "warm_start_info"]
 
 #: How the demo plays ALFWorld: still ALFWorld's rules and text, but one task type
 #: (``pick_and_place_simple``) in small rooms (at most 3 receptacles), a one-turn history
@@ -338,9 +340,24 @@ class DemoPlan:
     dagger_games: int = 64
     dagger_sft_steps: int = 400
     dagger_lr: float = 2e-3
-    warm_start_threads: int = 2
-    """torch threads for the warm start only (SFT's large batches use 2 cores well: 0.1 s
-    per step with 2 threads against 0.2 s with 1; the RL phase runs on 1 thread)."""
+    torch_threads: int | None = None
+    """torch threads for the warm start and RL; ``None`` picks the cores that are free when
+    the job starts (:func:`optim.models.choose_torch_threads`). On an idle 2-core machine SFT
+    takes 0.1 s a step with 2 threads against 0.2 s with 1, but 2 threads on cores shared with
+    other work ran 1.0-5.9 s a step (oversubscription); a fixed 2 is what made the main job
+    overrun its budget on a busy machine."""
+    collect_share: float = 0.15
+    """Share of the budget the expert games may use (fewer games when it runs out)."""
+    warm_start_share: float = 0.5
+    """Share of the budget by which the warm start (expert games + SFT) must be done. A
+    measured speed probe sizes the SFT steps to fit; the rest goes to RL and evaluations."""
+    sft_step_reference_s: float = 0.1
+    """SFT seconds per step on an idle 2-core machine (the speed the RL prior assumes)."""
+    plot_reserve_s: float = 8.0
+    """Seconds kept at the end for the plots (importing matplotlib on a busy machine)."""
+    rl_step_prior_s: float = 5.6
+    """RL seconds per step on an idle 2-core machine (95 steps in 529 s, 2026-11-27), scaled
+    by the measured SFT slowdown to decide whether a first RL step still fits."""
     eval_episodes: int = 140
     """All 140 ``valid_seen`` games, each once (``eval_reset_options``). 48 games drawn at
     random (with repeats) gave figures up to 10 points off the full set: the same warm
@@ -389,48 +406,158 @@ def demo_train_config(algo: str, model_dir: str, out_dir: str, seed: int = 0, **
     return preset(algo, **base)
 
 
-def warm_start(out_dir: str | Path, plan: DemoPlan | None = None, *, seed: int = 0, log=print) -> Path:
+def _fmt_s(seconds: float) -> str:
+    """``m:ss`` for a duration in seconds."""
+    m, s = divmod(int(round(max(seconds, 0.0))), 60)
+    return f"{m}:{s:02d}"
+
+
+class JobClock:
+    """The main job's wall-clock budget: deadlines for its phases and the time left.
+
+    Args:
+        budget_s: the whole job's budget, in seconds.
+        started_at: ``time.perf_counter()`` when the job started (default: now); the CLI
+            passes the moment the command started, so imports count too.
+        log: where phase lines go.
+    """
+
+    def __init__(self, budget_s: float, started_at: float | None = None, log: Callable[[str], Any] = print):
+        self.t0 = time.perf_counter() if started_at is None else started_at
+        self.budget_s = float(budget_s)
+        self.log = log
+        self.phase_name = "start"
+
+    @property
+    def end(self) -> float:
+        return self.t0 + self.budget_s
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def left(self) -> float:
+        """Seconds until the budget is spent (negative once it is)."""
+        return self.end - time.perf_counter()
+
+    def at(self, share: float) -> float:
+        """The ``perf_counter`` time when ``share`` of the budget is spent."""
+        return self.t0 + share * self.budget_s
+
+    def phase(self, name: str) -> None:
+        """Announce a phase with the time spent and left (one line)."""
+        self.phase_name = name
+        self.log(f"[{name}] {_fmt_s(self.elapsed())} elapsed, {_fmt_s(self.left())} of {_fmt_s(self.budget_s)} left")
+
+    def postfix(self) -> dict[str, str]:
+        """Fields for a progress bar: the phase's time left."""
+        return {"left": _fmt_s(self.left())}
+
+
+def _plan_key(plan: DemoPlan, seed: int) -> str:
+    """What determines a warm start (not the budget): a cache built with another key is rebuilt."""
+    d = asdict(plan)
+    keep = ["model", "expert_episodes", "expert_noise", "sft_steps", "sft_batch", "sft_lr", "thought_templates",
+            "dagger_rounds", "dagger_games", "dagger_sft_steps", "dagger_lr"]
+    return json.dumps({"seed": seed, **{k: d[k] for k in keep}}, sort_keys=True, default=str)
+
+
+def warm_start_info(path: str | Path) -> dict[str, Any]:
+    """What a saved warm start records about its build (``{}`` when it is not one of ours)."""
+    marker = Path(path) / MODEL_MARKER
+    if not marker.exists():
+        return {}
+    try:
+        return json.loads(marker.read_text())
+    except ValueError:
+        return {}
+
+
+def warm_start(out_dir: str | Path, plan: DemoPlan | None = None, *, seed: int = 0, log: Callable[[str], Any] = print,
+               clock: JobClock | None = None, threads: int | None = None) -> Path:
     """Build the demo model and behaviour-clone the ALFWorld expert; cached in ``out_dir``.
 
-    Returns the directory of the warm-start model (reused when it already exists).
+    With ``clock`` the warm start keeps to its share of the job's budget: the expert games
+    stop at ``plan.collect_share`` of it and SFT, sized by a speed probe, ends by
+    ``plan.warm_start_share`` (:func:`optim.sft.train_sft`'s ``time_budget_s``). What it
+    achieved is recorded in the model's marker file (:func:`warm_start_info`: ``sft/steps``
+    of ``sft/steps_asked``, games played of asked).
+
+    A cached warm start of the same plan and seed is reused when it is complete, or when
+    this budget could not train it further (judged from its recorded speed); otherwise it
+    is rebuilt. ``threads``: torch threads (default: ``plan.torch_threads`` or the free
+    cores). Returns the directory of the warm-start model.
     """
     plan = plan or DemoPlan()
     out = Path(out_dir)
-    if (out / "config.json").exists() and (out / MODEL_MARKER).exists():
-        log(f"warm start: reusing {out}")
-        return out
+    key = _plan_key(plan, seed)
+    info = warm_start_info(out) if (out / "config.json").exists() else {}
+    if info.get("plan_key") == key:
+        sft = info.get("sft", {})
+        done, asked = int(sft.get("steps", 0)), int(sft.get("steps_asked", plan.sft_steps))
+        if done >= asked and sft.get("games", 0) >= sft.get("games_asked", 0):
+            log(f"warm start: reusing {out} (SFT {done:,} of {asked:,} steps)")
+            return out
+        if clock is not None:
+            room = clock.at(plan.warm_start_share) - time.perf_counter() - float(sft.get("collect_s", 0.0))
+            could = room / max(float(sft.get("s_per_step", 1.0)), 1e-6)
+            if could <= 1.1 * done:
+                log(f"warm start: reusing {out} (SFT {done:,} of {asked:,} steps; this budget would not train "
+                    f"more; delete it or raise --budget-min for a full warm start)")
+                return out
+        log(f"warm start: {out} has SFT {done:,} of {asked:,} steps; rebuilding it with this budget")
+    elif (out / "config.json").exists():
+        log(f"warm start: {out} was built by another plan or version; rebuilding it")
     import torch
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(max(1, plan.warm_start_threads))
+    from optim.models import choose_torch_threads
+
+    n = threads or plan.torch_threads or choose_torch_threads(log)
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(n)))
     try:
-        return _warm_start(out, plan, seed, log)
+        return _warm_start(out, plan, seed, log, clock, key)
     finally:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(before)
 
 
-def _warm_start(out: Path, plan: DemoPlan, seed: int, log) -> Path:
+def _warm_start(out: Path, plan: DemoPlan, seed: int, log: Callable[[str], Any], clock: JobClock | None,
+                key: str) -> Path:
     from optim.sft import train_sft
 
     ek = plan.model.env_kwargs
+    t = time.perf_counter()
     examples, stats = collect_expert_examples(DEMO_ENV, plan.expert_episodes, split="train", seed=seed, env_kwargs=ek,
                                               noise=plan.expert_noise, expert=SearchingExpert(),
-                                              templates=plan.thought_templates)
-    log(f"warm start: {len(examples)} expert turns from {plan.expert_episodes} train games "
-        f"(expert success {stats['expert_success']:.2f}, {stats['turns']:.1f} turns/episode)")
+                                              templates=plan.thought_templates,
+                                              deadline=clock.at(plan.collect_share) if clock else None)
+    collect_s = time.perf_counter() - t
+    games = int(stats["episodes"])
+    log(f"warm start: {len(examples):,} expert turns from {games:,} of {plan.expert_episodes:,} train games "
+        f"(expert success {stats['expert_success']:.2f}, {stats['turns']:.1f} turns/episode, {collect_s:.0f} s)")
     cfg = DemoModelConfig(**{**asdict(plan.model), "seed": seed})
     pm = build_demo_model(None, cfg, examples=examples)
-    m = train_sft(pm, examples, steps=plan.sft_steps, batch_size=plan.sft_batch, lr=plan.sft_lr, seed=seed, progress=True)
-    log(f"warm start: sft {plan.sft_steps} steps, loss {m['sft/loss']:.3f}, token acc {m['sft/token_acc']:.3f}")
+    budget = None if clock is None else max(clock.at(plan.warm_start_share) - time.perf_counter(), 0.0)
+    m = train_sft(pm, examples, steps=plan.sft_steps, batch_size=plan.sft_batch, lr=plan.sft_lr, seed=seed,
+                  progress=True, time_budget_s=budget, progress_postfix=clock.postfix if clock else None)
+    done = int(m["sft/steps"])
+    why = "" if done >= plan.sft_steps else " (what fitted the warm start's share of the budget)"
+    log(f"warm start: SFT {done:,} of {plan.sft_steps:,} steps{why}, {m['sft/s_per_step']:.2f} s/step, "
+        f"loss {m['sft/loss']:.3f}, token acc {m['sft/token_acc']:.3f}")
     for r in range(plan.dagger_rounds):
+        if clock is not None and time.perf_counter() > clock.at(plan.warm_start_share):
+            log(f"warm start: dagger rounds {r + 1}-{plan.dagger_rounds} skipped (the warm start's share is spent)")
+            break
         more, clone_success = dagger_examples(pm, plan.dagger_games, seed=seed + 50_000 + 1000 * r, env_kwargs=ek,
                                               templates=plan.thought_templates)
         examples = examples + more
-        m = train_sft(pm, examples, steps=plan.dagger_sft_steps, batch_size=plan.sft_batch, lr=plan.dagger_lr,
-                      seed=seed + r + 1, progress=True)
+        dm = train_sft(pm, examples, steps=plan.dagger_sft_steps, batch_size=plan.sft_batch, lr=plan.dagger_lr,
+                       seed=seed + r + 1, progress=True)
         log(f"warm start: dagger round {r + 1}: clone won {clone_success:.2f} of {plan.dagger_games} train games, "
-            f"+{len(more)} labelled states, sft loss {m['sft/loss']:.3f}")
-    pm.meta["sft"] = {"steps": plan.sft_steps, "dagger_rounds": plan.dagger_rounds, **m}
+            f"+{len(more)} labelled states, sft loss {dm['sft/loss']:.3f}")
+    pm.meta["plan_key"] = key
+    pm.meta["sft"] = {"steps": done, "steps_asked": plan.sft_steps, "games": games, "games_asked": plan.expert_episodes,
+                      "s_per_step": round(m["sft/s_per_step"], 4), "collect_s": round(collect_s, 1),
+                      "dagger_rounds": plan.dagger_rounds, "loss": m["sft/loss"], "token_acc": m["sft/token_acc"]}
     tmp = out.with_name(out.name + ".tmp")
     import shutil
 
@@ -441,127 +568,212 @@ def _warm_start(out: Path, plan: DemoPlan, seed: int, log) -> Path:
     return out
 
 
-def run_demo(out_dir: str = "runs/demo", budget_min: float = 15.0, seed: int = 0, resume: bool = False,
-             plan: DemoPlan | None = None) -> dict[str, Any]:
-    """The README's main job. Prints the before/after table and a JSON line; returns the figures."""
-    import time
+#: (row label, metric key) of the before/after table.
+TABLE_KEYS = [("success", "eval/success"), ("task score", "eval/task_score"), ("turns / episode", "eval/turns"),
+              ("tokens / turn", "eval/response_tokens"), ("format valid", "eval/format_valid"),
+              ("action valid", "eval/action_valid")]
 
+
+def run_demo(out_dir: str = "runs/demo", budget_min: float = 15.0, seed: int = 0, resume: bool = False,
+             plan: DemoPlan | None = None, *, started_at: float | None = None, overwrite: bool = False,
+             log: Callable[[str], Any] = print) -> dict[str, Any]:
+    """The README's main job, within ``budget_min`` minutes of wall time in all.
+
+    Phases: warm start (expert games + SFT, at most ``plan.warm_start_share`` of the budget,
+    reused from ``out_dir/warmstart`` when cached), evaluation of the warm start, T2PO
+    until the time left is what the final evaluation needs, final evaluation, table and
+    plots. Each phase prints a line with the time left; the table says what the budget
+    allowed. ``started_at``: ``time.perf_counter()`` when the command started.
+
+    The RL run lives in ``out_dir/t2po``: ``resume`` continues it, ``overwrite`` replaces
+    it (the cached warm start is kept either way); without either, an existing RL run there
+    stops the job before any work (:class:`optim.checkpoint.RunDirNotEmptyError`).
+
+    Returns the figures, with ``trained`` False when no RL step ran in this job (the
+    table then has the warm start only, and says why).
+    """
     import torch
 
-    from optim.metrics import plot_curves, read_metrics
-    from optim.models import load_policy_model
+    from optim.metrics import plot_curves, progress_bar, read_metrics
+    from optim.models import choose_torch_threads, load_policy_model
     from optim.trainer import Trainer, evaluate
 
+    if not budget_min > 0:
+        raise ValueError(f"--budget-min must be a positive number of minutes, got {budget_min}")
+    from optim.checkpoint import prepare_run_dir
+
     plan = plan or DemoPlan()
-    # One thread: on 2 shared cores, two threads oversubscribe and run 4-6x slower.
-    torch.set_num_threads(1)
-    t_start = time.perf_counter()
-    budget_s = budget_min * 60.0
+    clock = JobClock(budget_min * 60.0, started_at, log)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    prepare_run_dir(out / "t2po", resume=resume, overwrite=overwrite)  # before any work: fail fast
+    threads = plan.torch_threads or choose_torch_threads(log)
+    torch.set_num_threads(threads)
     phases: dict[str, float] = {}
 
+    clock.phase("warm start")
     t = time.perf_counter()
-    ws = warm_start(out / "warmstart", plan, seed=seed)
+    ws = warm_start(out / "warmstart", plan, seed=seed, log=log, clock=clock, threads=threads)
     phases["warm_start_s"] = time.perf_counter() - t
+    sft = warm_start_info(ws).get("sft", {})
+    built_now = phases["warm_start_s"] > 1.0 and "s_per_step" in sft
 
     ek = plan.model.env_kwargs
 
-    def run_eval(pm) -> dict[str, float]:
+    def run_eval(pm: Any) -> dict[str, float]:
         return evaluate(pm, DEMO_ENV, split=plan.eval_split, episodes=plan.eval_episodes, env_kwargs=ek,
                         max_new_tokens=32, temperature=plan.eval_temperature, batch=min(plan.eval_episodes, 70),
                         reset_options=plan.eval_reset_options)
 
+    clock.phase("evaluate the warm start")
     t = time.perf_counter()
     before = run_eval(load_policy_model(str(ws)))
     phases["eval_before_s"] = time.perf_counter() - t
-    print(f"warm start: eval success {before['eval/success']:.3f} on {plan.eval_episodes} {plan.eval_split} games "
-          f"({phases['eval_before_s']:.0f} s)")
+    log(f"warm start: eval success {before['eval/success']:.3f} on {plan.eval_episodes} {plan.eval_split} games "
+        f"({phases['eval_before_s']:.0f} s)")
 
-    cfg = demo_train_config("t2po", str(ws), str(out / "t2po"), seed, **plan.train_overrides)
+    clock.phase("t2po")
+    overrides = {"torch_threads": threads, "env_kwargs": dict(ek), **plan.train_overrides}
+    cfg = demo_train_config("t2po", str(ws), str(out / "t2po"), seed, **overrides)
     trainer = Trainer(cfg)
     if resume:
         try:
             trainer.resume()
-            print(f"resumed at step {trainer.step}")
+            log(f"resumed at step {trainer.step}")
         except FileNotFoundError:
             pass
-    # leave room for the final evaluation (it costs about as much as the first one)
-    train_deadline = t_start + budget_s - 1.3 * phases["eval_before_s"] - 10.0
-    t = time.perf_counter()
-    from tqdm.auto import tqdm
-
-    bar = tqdm(desc="t2po ALFWorld", unit="step")
+    start_step = trainer.step
+    # Keep what the final evaluation needs (the first one's time, with room for noise: a
+    # second evaluation of the same games measured up to 1.8x the first on a busy machine)
+    # and the plots (importing matplotlib alone can take seconds).
+    reserve = 1.5 * phases["eval_before_s"] + plan.plot_reserve_s
+    # Before any RL step is timed, assume the machine is as much slower than an idle one
+    # as SFT measured (1x when the warm start came from the cache).
+    slowdown = 1.0
+    if built_now:
+        slowdown = min(max(float(sft["s_per_step"]) / plan.sft_step_reference_s, 0.5), 20.0)
     step_times: list[float] = []
+    t = time.perf_counter()
+    bar = progress_bar(desc="t2po", unit="step")
+    stop_reason = ""
     try:
         while True:
-            est = max(step_times[-3:]) if step_times else 0.0
-            if time.perf_counter() + est > train_deadline:
+            est = max(step_times[-3:]) if step_times else plan.rl_step_prior_s * slowdown
+            room = clock.left() - reserve
+            if est > room:
+                stop_reason = (f"the budget left {max(room, 0):.0f} s for RL after keeping {reserve:.0f} s for the "
+                               f"final evaluation, and a step takes about {est:.0f} s")
                 break
             t0 = time.perf_counter()
             m = trainer.train_step()
             step_times.append(time.perf_counter() - t0)
             if trainer.step % cfg.checkpoint_every == 0:
                 trainer.save()
-            bar.update(1)
             bar.set_postfix(success=f"{m['charts/success']:.2f}", turns=f"{m['charts/turns']:.1f}",
-                            tti=f"{m['hesitation/tti_fire_rate']:.2f}", gn=f"{m['losses/grad_norm']:.2f}")
+                            tti=f"{m['hesitation/tti_fire_rate']:.2f}", gn=f"{m['losses/grad_norm']:.2f}",
+                            **clock.postfix(), refresh=False)
+            bar.update(1)
     except KeyboardInterrupt:
-        print(f"\ninterrupted: checkpoint {trainer.save()}")
+        log(f"\ninterrupted: checkpoint {trainer.save()}")
         raise
     finally:
         bar.close()
-    trainer.save()
+    new_steps = trainer.step - start_step
     phases["train_s"] = time.perf_counter() - t
+    if new_steps:
+        trainer.save()
 
-    t = time.perf_counter()
-    after = run_eval(trainer.pm)
-    phases["eval_after_s"] = time.perf_counter() - t
-    total = time.perf_counter() - t_start
+    after: dict[str, float] | None = None
+    if trainer.step > 0:
+        clock.phase("evaluate after t2po")
+        t = time.perf_counter()
+        after = run_eval(trainer.pm)
+        phases["eval_after_s"] = time.perf_counter() - t
 
-    rows = read_metrics(Path(cfg.out_dir) / "metrics.jsonl")
-    plot_curves({"t2po": rows}, out / "curves.png")
-    trainer.logger.plot()
-    _plot_before_after(before, after, out / "before_after.png")
-    keys = [("success", "eval/success"), ("task score", "eval/task_score"), ("turns / episode", "eval/turns"),
-            ("tokens / turn", "eval/response_tokens"), ("format valid", "eval/format_valid"),
-            ("action valid", "eval/action_valid")]
-    print()
-    print(f"ALFWorld {plan.eval_split}, {plan.eval_episodes} fixed games, temperature {plan.eval_temperature}, "
-          f"<= {ek.get('max_turns')} turns")
-    print(f"{'metric':18s} {'warm start':>11s} {'after t2po':>11s} {'change':>8s}")
-    for name, k in keys:
-        print(f"{name:18s} {before[k]:11.3f} {after[k]:11.3f} {after[k] - before[k]:+8.3f}")
-    print(f"{trainer.step} t2po steps in {phases['train_s']:.0f} s; total {total:.0f} s "
-          f"(warm start {phases['warm_start_s']:.0f} s, evals {phases['eval_before_s'] + phases['eval_after_s']:.0f} s)")
-    print(f"curves: {out / 'curves.png'}, {out / 'before_after.png'}; checkpoints: {trainer.ckpt_dir}")
+    files: list[Path] = []
+    if trainer.step > 0:
+        rows = read_metrics(Path(cfg.out_dir) / "metrics.jsonl")
+        files += [p for p in (plot_curves({"t2po": rows}, out / "curves.png"), trainer.logger.plot()) if p]
+    files.append(_plot_before_after(before, after, out / "before_after.png", plan))
+    total = clock.elapsed()
+
+    log("")
+    log(f"ALFWorld {plan.eval_split}, {plan.eval_episodes} fixed games, temperature {plan.eval_temperature}, "
+        f"<= {ek.get('max_turns')} turns")
+    if after is not None:
+        log(f"{'metric':18s} {'warm start':>11s} {'after t2po':>11s} {'change':>8s}")
+        for name, k in TABLE_KEYS:
+            log(f"{name:18s} {before[k]:11.3f} {after[k]:11.3f} {after[k] - before[k]:+8.3f}")
+    else:
+        log(f"{'metric':18s} {'warm start':>11s}")
+        for name, k in TABLE_KEYS:
+            log(f"{name:18s} {before[k]:11.3f}")
+    games, games_asked = int(sft.get("games", 0)), int(sft.get("games_asked", plan.expert_episodes))
+    done, asked = int(sft.get("steps", 0)), int(sft.get("steps_asked", plan.sft_steps))
+    allowed = (f"budget {budget_min:g} min: expert games {games:,} of {games_asked:,}, SFT {done:,} of {asked:,} steps"
+               f"{'' if built_now else ' (cached)'}, {new_steps} T2PO steps"
+               f"{f' (from step {start_step})' if start_step else ''}, torch threads {threads}")
+    log(allowed)
+    log(f"total {total:.0f} s (warm start {phases['warm_start_s']:.0f} s, RL {phases['train_s']:.0f} s, evals "
+        f"{phases['eval_before_s'] + phases.get('eval_after_s', 0.0):.0f} s)")
+    if not new_steps:
+        log(f"NO TRAINING: no T2PO step ran in this job: {stop_reason}. The warm start is cached in {ws}; "
+            f"run again with a larger --budget-min (e.g. --budget-min {max(2 * budget_min, 3):g}) to train.")
+    existing = [str(p) for p in files if p is not None and Path(p).exists()]
+    if trainer.step > 0 and trainer.ckpt_dir.exists():
+        existing.append(f"checkpoints {trainer.ckpt_dir}")
+    log("files: " + ", ".join(existing))
     result = {
+        "trained": bool(new_steps),
         "before_success": before["eval/success"],
-        "after_success": after["eval/success"],
-        "gain_points": 100 * (after["eval/success"] - before["eval/success"]),
+        "after_success": None if after is None else after["eval/success"],
+        "gain_points": None if after is None else 100 * (after["eval/success"] - before["eval/success"]),
         "steps": trainer.step,
+        "new_steps": new_steps,
+        "sft_steps": done,
+        "sft_steps_asked": asked,
+        "expert_games": games,
+        "budget_s": round(clock.budget_s, 1),
         "total_s": round(total, 1),
         **{k: round(v, 1) for k, v in phases.items()},
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": threads,
     }
-    print(json.dumps(result))
+    if not new_steps:
+        result["no_training_reason"] = stop_reason
+    log(json.dumps(result))
     return result
 
 
-def _plot_before_after(before: dict[str, float], after: dict[str, float], path: Path) -> None:
+def _plot_before_after(before: dict[str, float], after: dict[str, float] | None, path: Path,
+                       plan: DemoPlan | None = None) -> Path:
+    """Bars of the warm start's (and, when trained, the trained policy's) evaluation, labelled."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    plan = plan or DemoPlan()
     keys = ["eval/success", "eval/task_score", "eval/action_valid", "eval/format_valid"]
-    fig, ax = plt.subplots(figsize=(6, 3))
-    xs = range(len(keys))
-    ax.bar([x - 0.2 for x in xs], [before[k] for k in keys], width=0.4, label="warm start")
-    ax.bar([x + 0.2 for x in xs], [after[k] for k in keys], width=0.4, label="after t2po")
-    ax.set_xticks(list(xs), [k.split("/")[1] for k in keys], fontsize=8)
-    ax.set_ylim(0, 1)
-    ax.legend(fontsize=8)
+    series = [("warm start", before)] + ([("after t2po", after)] if after is not None else [])
+    fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    width = 0.8 / len(series)
+    xs = list(range(len(keys)))
+    top = 1.0
+    for i, (label, vals) in enumerate(series):
+        pos = [x + (i - (len(series) - 1) / 2) * width for x in xs]
+        heights = [float(vals[k]) for k in keys]
+        top = max(top, *heights)
+        bars = ax.bar(pos, heights, width=width, label=label)
+        ax.bar_label(bars, labels=[f"{h:.2f}" for h in heights], fontsize=7, padding=2)
+    ax.set_xticks(xs, [k.split("/")[1].replace("_", " ") for k in keys], fontsize=8)
+    # headroom above the tallest bar for its label: bars at 1.0 are not cut off
+    ax.set_ylim(0, top * 1.15)
+    ax.set_ylabel("fraction of episodes / turns", fontsize=8)
+    title = f"ALFWorld {plan.eval_split}, {plan.eval_episodes} games: warm start"
+    ax.set_title(title + (" vs after T2PO" if after is not None else " (no T2PO step ran)"), fontsize=9)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
+    path = Path(path)
     fig.savefig(path, dpi=90)
     plt.close(fig)
+    return path

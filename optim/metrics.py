@@ -12,7 +12,11 @@ import warnings
 from pathlib import Path
 from typing import Any, Iterable
 
-__all__ = ["MetricsLogger", "read_metrics", "plot_curves", "DEFAULT_CURVES"]
+__all__ = ["MetricsLogger", "read_metrics", "plot_curves", "progress_bar", "DEFAULT_CURVES", "LOG_INTERVAL_S"]
+
+#: Seconds between two progress lines when the output is not a terminal (a log file, CI).
+#: ``T2PO_PROGRESS_INTERVAL`` overrides it.
+LOG_INTERVAL_S = 15.0
 
 #: The curves drawn by default, one panel each.
 DEFAULT_CURVES = (
@@ -29,6 +33,49 @@ DEFAULT_CURVES = (
     "losses/kl",
     "losses/entropy",
 )
+
+
+class _LineStream:
+    """A file-like object that turns tqdm's carriage-return redraws into whole lines.
+
+    In a terminal tqdm redraws one line with ``\r``; in a log file every redraw stays,
+    so a 10-minute run left hundreds of KB of half-lines. Here each redraw becomes one
+    ``\n``-terminated line, and :func:`progress_bar` makes the redraws rare.
+    """
+
+    def __init__(self, stream: Any):
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        line = text.replace("\r", "").rstrip()
+        if line:
+            self.stream.write(line + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def progress_bar(total: int | None = None, desc: str = "", unit: str = "step", *, initial: int = 0,
+                 stream: Any = None, interval_s: float | None = None) -> Any:
+    """A tqdm bar that suits where the output goes.
+
+    In a terminal: the usual redrawn bar. Anywhere else (a log file, a pipe, CI): one
+    plain line at most every ``interval_s`` seconds (default :data:`LOG_INTERVAL_S`, or
+    ``$T2PO_PROGRESS_INTERVAL``), plus the final one.
+    """
+    import os
+    import sys
+
+    from tqdm import tqdm
+
+    stream = stream if stream is not None else sys.stderr
+    if getattr(stream, "isatty", lambda: False)():
+        return tqdm(total=total, desc=desc, unit=unit, initial=initial, file=stream)
+    if interval_s is None:
+        interval_s = float(os.environ.get("T2PO_PROGRESS_INTERVAL", LOG_INTERVAL_S))
+    return tqdm(total=total, desc=desc, unit=unit, initial=initial, file=_LineStream(stream),
+                mininterval=interval_s, maxinterval=max(interval_s, 10.0), ncols=110, ascii=True)
 
 
 def _clean(v: Any) -> Any:

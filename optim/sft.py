@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import random
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
@@ -68,6 +69,7 @@ def collect_expert_examples(
     invalid_share: float = 0.3,
     expert: Callable[[Any, dict], str | None] | None = None,
     templates: tuple[str, ...] | None = None,
+    deadline: float | None = None,
 ) -> tuple[list[SFTExample], dict[str, float]]:
     """Play ``episodes`` expert episodes (seeds ``seed .. seed+episodes-1``) and record every turn.
 
@@ -79,10 +81,12 @@ def collect_expert_examples(
 
     ``expert(env, info)`` replaces the env's oracle (e.g. :class:`optim.demo.SearchingExpert`);
     it must answer ``None`` when it has no command. ``templates``: see :func:`expert_response`.
+    ``deadline`` (a ``time.perf_counter()`` value): stop after the episode that passes it
+    (at least one episode is played).
 
     Returns:
-        ``(examples, stats)``; stats has ``expert_success`` (fraction of episodes the expert won)
-        and ``turns`` (mean turns per episode).
+        ``(examples, stats)``; stats has ``expert_success`` (fraction of the played episodes the
+        expert won), ``turns`` (mean turns per episode) and ``episodes`` (episodes played).
     """
     env = gym.make(env_id, **(env_kwargs or {}))
     rng = random.Random(seed)
@@ -90,8 +94,11 @@ def collect_expert_examples(
     wins, turns = 0, 0
     options = {"split": split} if split else {}
     tag = getattr(env.unwrapped, "action_tag", "action")
+    played_episodes = 0
     try:
         for k in range(episodes):
+            if k > 0 and deadline is not None and time.perf_counter() > deadline:
+                break
             obs, info = env.reset(seed=seed + k, options=options)
             done = False
             n = 0
@@ -118,9 +125,11 @@ def collect_expert_examples(
                 done = term or trunc or (max_turns is not None and n >= max_turns)
             wins += bool(info.get("won", False))
             turns += n
+            played_episodes += 1
     finally:
         env.close()
-    return examples, {"expert_success": wins / max(episodes, 1), "turns": turns / max(episodes, 1)}
+    n_ep = max(played_episodes, 1)
+    return examples, {"expert_success": wins / n_ep, "turns": turns / n_ep, "episodes": float(played_episodes)}
 
 
 def examples_from_wins(rollout: Rollout, decode: Callable[[list[int]], str] | None = None) -> list[SFTExample]:
@@ -151,11 +160,24 @@ def train_sft(
     max_grad_norm: float = 1.0,
     log: Callable[[int, dict[str, float]], None] | None = None,
     progress: bool = False,
+    time_budget_s: float | None = None,
+    probe_steps: int = 10,
+    progress_postfix: Callable[[], dict[str, str]] | None = None,
 ) -> dict[str, float]:
     """Minimise the response-token cross-entropy for ``steps`` AdamW steps.
 
+    The learning rate warms up over 10 steps, then follows a cosine to 0 at the last step.
+
+    With ``time_budget_s`` (seconds of wall time), the first ``probe_steps`` steps measure
+    the speed of this machine as it is now, and the run is resized to the steps that fit
+    the budget (the cosine then ends at the new last step, so a short run is a complete
+    schedule, not a truncated one); if the machine slows down afterwards, training stops
+    at the budget anyway. ``progress_postfix()`` adds fields to the progress line (e.g. the
+    job's time left).
+
     Returns the final metrics: ``sft/loss`` (nats/token), ``sft/token_acc`` (greedy accuracy
-    on the batch), ``sft/examples``.
+    on the batch), ``sft/examples``, ``sft/steps`` (steps run), ``sft/steps_asked``
+    (``steps``) and ``sft/s_per_step`` (mean wall seconds per step).
     """
     data = [_encode(pm, ex) for ex in examples]
     data = [(p, r) for p, r in data if r]
@@ -165,16 +187,37 @@ def train_sft(
     model = pm.model
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 10) * 0.5 * (1 + math.cos(math.pi * s / max(steps, 1))))
+    # ``total`` is a list so that the budget can shorten the schedule after the probe.
+    total = [steps]
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / 10) * 0.5 * (1 + math.cos(math.pi * min(s, total[0]) / max(total[0], 1)))
+    )
     model.train()
     last: dict[str, float] = {}
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from optim.metrics import progress_bar
 
-        bar = tqdm(total=steps, desc="sft", unit="step")
+        bar = progress_bar(total=steps, desc="sft", unit="step")
     order: list[int] = []
-    for step in range(steps):
+    t_start = time.perf_counter()
+    t_probe = t_start
+    step = 0
+    while step < total[0]:
+        if time_budget_s is not None and step > 0:
+            elapsed = time.perf_counter() - t_start
+            if step == 1:
+                t_probe = time.perf_counter()  # the first step pays one-off costs: not timed
+            elif step == min(probe_steps, steps) and step > 1:
+                per_step = (time.perf_counter() - t_probe) / (step - 1)
+                fit = step + int(max(time_budget_s - elapsed, 0.0) / max(per_step, 1e-9))
+                total[0] = max(step, min(steps, fit))
+                if bar is not None:
+                    bar.total = total[0]
+                if step >= total[0]:
+                    break
+            if elapsed > time_budget_s:
+                break
         if len(order) < batch_size:
             more = list(range(len(data)))
             rng.shuffle(more)
@@ -202,12 +245,18 @@ def train_sft(
             pred = torch.nn.functional.pad(logits[:, :-1].argmax(-1), (1, 0))
             acc = masked_mean((pred == ids).float(), mask)
         last = {"sft/loss": float(loss.detach()), "sft/token_acc": float(acc), "sft/grad_norm": gn, "sft/examples": float(len(data))}
+        step += 1
         if log is not None:
-            log(step + 1, last)
+            log(step, last)
         if bar is not None:
+            # refresh=False: the bar decides when to draw (rarely, in a log file)
+            bar.set_postfix(loss=f"{last['sft/loss']:.3f}", acc=f"{last['sft/token_acc']:.2f}",
+                            **(progress_postfix() if progress_postfix else {}), refresh=False)
             bar.update(1)
-            bar.set_postfix(loss=f"{last['sft/loss']:.3f}", acc=f"{last['sft/token_acc']:.2f}")
     if bar is not None:
         bar.close()
     model.eval()
+    last["sft/steps"] = float(step)
+    last["sft/steps_asked"] = float(steps)
+    last["sft/s_per_step"] = (time.perf_counter() - t_start) / max(step, 1)
     return last

@@ -1,8 +1,10 @@
-"""The ALFWorld demo's searching expert and model builder."""
+"""The ALFWorld demo: its searching expert, model builder, and the main job's budget."""
+
+import json
 
 import pytest
 
-from optim.demo import DEMO_ENV_KWARGS, SearchingExpert
+from optim.demo import DEMO_ENV_KWARGS, DemoPlan, SearchingExpert
 from optim.sft import collect_expert_examples
 
 
@@ -83,3 +85,100 @@ def test_dagger_labels_the_clones_states_with_admissible_expert_commands():
     for e in out:
         action = e.response.split("<action>")[1].split("</action>")[0]
         assert f"'{action}'" in e.prompt
+
+
+# ---------------------------------------------------------------------------------------
+# The main job keeps its budget (optim.demo.run_demo through `t2po train`).
+
+def _tiny_plan():
+    """The main job's phases at toy size: few expert games, 6 evaluation games, 2 x 2 RL rollouts.
+
+    ``sft_steps`` is far more than fits, so the budget decides how many run."""
+    from optim.demo import DemoModelConfig
+
+    model = DemoModelConfig(env_kwargs={**DEMO_ENV_KWARGS, "max_turns": 4})
+    return DemoPlan(model=model, expert_episodes=40, sft_steps=100_000, sft_batch=8, eval_episodes=2,
+                    warm_start_share=0.3, sft_step_reference_s=0.3, rl_step_prior_s=2.0, plot_reserve_s=5.0,
+                    train_overrides=dict(n_tasks=2, group_size=2, max_update_turns=32, minibatch_size=16,
+                                         microbatch_size=16, checkpoint_every=2, tensorboard=False))
+
+
+def test_main_job_ends_with_its_table_within_a_one_minute_budget(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("transformers")
+    import time
+
+    import optim.demo
+    from optim.cli import main
+
+    monkeypatch.setattr(optim.demo, "DemoPlan", _tiny_plan)
+    out = tmp_path / "demo"
+    t0 = time.perf_counter()
+    rc = main(["train", "--budget-min", "1", "--out", str(out)])
+    wall = time.perf_counter() - t0
+    text = capsys.readouterr().out
+    # the requirement: the whole job (warm start, RL, both evaluations, plots) within budget + margin
+    assert wall < 60 + 25, f"a 1-minute job took {wall:.0f} s"
+    assert rc == 0, text
+    assert "metric" in text and "after t2po" in text and "success" in text
+    result = json.loads(text.strip().splitlines()[-1])
+    assert result["trained"] and result["new_steps"] >= 1 and result["after_success"] is not None
+    # SFT was sized by the budget, and the table says what the budget allowed
+    assert 1 <= result["sft_steps"] < 100_000
+    assert f"SFT {result['sft_steps']:,} of 100,000 steps" in text
+    for phase in ("[warm start]", "[evaluate the warm start]", "[t2po]", "[evaluate after t2po]"):
+        assert phase in text
+    files = next(l for l in text.splitlines() if l.startswith("files: "))
+    for name in ("curves.png", "before_after.png"):
+        assert str(out / name) in files and (out / name).exists()
+    # the warm start is cached, with what it achieved
+    from optim.demo import warm_start_info
+
+    info = warm_start_info(out / "warmstart")
+    assert info["sft"]["steps"] == result["sft_steps"] and info["sft"]["steps_asked"] == 100_000
+
+
+def test_a_job_whose_budget_is_spent_before_rl_says_so_and_fails(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("transformers")
+    import optim.demo
+    from optim.cli import main
+
+    monkeypatch.setattr(optim.demo, "DemoPlan", _tiny_plan)
+    out = tmp_path / "demo"
+    rc = main(["train", "--budget-min", "0.1", "--out", str(out)])
+    text = capsys.readouterr().out
+    assert rc == 1, text
+    assert "NO TRAINING: no T2PO step ran in this job" in text and "--budget-min" in text
+    assert "after t2po" not in text  # no made-up +0.000 column
+    result = json.loads(text.strip().splitlines()[-1])
+    assert result["trained"] is False and result["new_steps"] == 0 and result["after_success"] is None
+    assert result["no_training_reason"]
+    # only files that exist are named
+    files = next(l for l in text.splitlines() if l.startswith("files: "))[len("files: "):].split(", ")
+    assert files == [str(out / "before_after.png")] and (out / "before_after.png").exists()
+    assert not (out / "curves.png").exists()
+
+
+def test_before_after_plot_has_a_title_and_room_above_full_bars(tmp_path):
+    pytest.importorskip("matplotlib")
+    from matplotlib import pyplot as plt
+
+    import optim.demo
+
+    captured = {}
+    real_close = plt.close
+
+    def keep(fig=None):
+        captured["fig"] = fig
+        return real_close(fig)
+
+    full = {"eval/success": 1.0, "eval/task_score": 1.0, "eval/action_valid": 0.5, "eval/format_valid": 1.0}
+    import unittest.mock as mock
+
+    with mock.patch.object(plt, "close", keep):
+        path = optim.demo._plot_before_after(full, {**full, "eval/success": 0.25}, tmp_path / "ba.png")
+    assert path.exists()
+    ax = captured["fig"].axes[0]
+    assert "warm start" in ax.get_title() and "T2PO" in ax.get_title()
+    assert ax.get_ylim()[1] > 1.05  # a bar at 1.0 and its label are not cut off
+    labels = [t.get_text() for t in ax.texts]
+    assert "1.00" in labels and "0.25" in labels and "0.50" in labels
