@@ -11,15 +11,32 @@ without any tag is accepted as the action (handy for humans and scripted agents)
 
 Parsing is linear in the length of the response (no regex backtracking), so a
 1 MB response costs milliseconds, and it never raises on ``str`` input.
+
+**Protocols.** Every env takes ``protocol=``:
+
+* ``"released"`` (default): what the released T2PO code (WillDreamer/T2PO-ICML, a verl-agent
+  fork) does with a response, so that scores compare with the papers'. The response is
+  *projected* to a command by :func:`project_action_response` (ALFWorld, WebShop:
+  ``agent_system/environments/env_package/{alfworld,webshop}/projection.py``) or
+  :func:`project_search_response` (Search: ``env_package/search/projection.py``), and the
+  command is executed even when the response is invalid: invalidity is only reported
+  (``info["action_valid"]``) for the trainer's penalty.
+* ``"strict"``: this project's stricter rule (:func:`parse_response`): case-sensitive
+  commands, an invalid response is a no-op with an explanation.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from t2po_gym.spaces import printable_charset
 
 __all__ = [
+    "PROTOCOLS",
+    "Projection",
+    "project_action_response",
+    "project_search_response",
     "ParsedResponse",
     "parse_response",
     "find_tag",
@@ -160,3 +177,101 @@ def parse_response(
         return ParsedResponse(action, None, False, "text outside the think and action blocks")
     think = head[t0 + len(THINK_OPEN) : t1].strip()
     return ParsedResponse(action, think, True, "")
+
+
+# ----------------------------------------------------------------------------- released protocol
+#: the response protocols every env accepts (see the module doc)
+PROTOCOLS = ("released", "strict")
+
+#: a response is invalid when it holds a CJK unified ideograph (projection.py:L87 / alfworld L40)
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+# the whole response must be one think block then one action block (webshop projection.py:L76)
+_STRICT_SHAPE = re.compile(r"^\s*<think>(.*?)</think>\s*<action>(.*?)</action>\s*$", re.IGNORECASE | re.DOTALL)
+_FIRST_ACTION = re.compile(r"<\s*action\s*>(.*?)</\s*action\s*>", re.IGNORECASE | re.DOTALL)
+_THINK_OPEN = re.compile(r"<\s*think\s*>", re.IGNORECASE)
+_THINK_CLOSE = re.compile(r"</\s*think\s*>", re.IGNORECASE)
+_ACTION_OPEN = re.compile(r"<\s*action\s*>", re.IGNORECASE)
+_ACTION_CLOSE = re.compile(r"</\s*action\s*>", re.IGNORECASE)
+#: a response without an action block executes its last this many characters (projection.py:L85)
+RELEASED_TAIL_CHARS = 30
+
+
+@dataclass(frozen=True)
+class Projection:
+    """A response projected to a command by the released code's rule.
+
+    Attributes:
+        command: what is executed in the env (may be ``""``).
+        format_valid: the response has the required shape (the released ``format_valids``).
+        valid: the released ``valids`` before any env-specific check (ALFWorld also requires
+            the command to be admissible).
+    """
+
+    command: str
+    format_valid: bool
+    valid: bool
+
+
+def project_action_response(text: str) -> Projection:
+    """The ALFWorld / WebShop projection of the released code
+    (``env_package/webshop/projection.py:L66-122``, ``env_package/alfworld/projection.py:L19-81``).
+
+    * Valid: the whole response is ``<think>...</think><action>...</action>`` (case-insensitive
+      tags, whitespace around), exactly one of each tag, no CJK character. The command is the
+      action text, stripped and lower-cased.
+    * Otherwise, when some ``<action>...</action>`` exists, the first one's text (stripped,
+      lower-cased) is executed and the response is invalid.
+    * Otherwise the last 30 characters of the response, unchanged, are executed (invalid).
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"an action must be a str, got {type(text).__name__}")
+    m = _STRICT_SHAPE.match(text)
+    if (
+        m is not None
+        and not _CJK.search(text)
+        and len(_THINK_OPEN.findall(text)) == len(_THINK_CLOSE.findall(text)) == 1
+        and len(_ACTION_OPEN.findall(text)) == len(_ACTION_CLOSE.findall(text)) == 1
+    ):
+        return Projection(m.group(2).strip().lower(), True, True)
+    m = _FIRST_ACTION.search(text)
+    if m is not None:
+        return Projection(m.group(1).strip().lower(), False, False)
+    return Projection(text[-RELEASED_TAIL_CHARS:], False, False)
+
+
+_SEARCH_BLOCK = re.compile(r"<search>(.*?)</search>", re.IGNORECASE | re.DOTALL)
+_ANSWER_BLOCK = re.compile(r"<answer>(.*?)</answer>", re.IGNORECASE | re.DOTALL)
+_SEARCH_OPEN = re.compile(r"<search>", re.IGNORECASE)
+_ANSWER_OPEN = re.compile(r"<answer>", re.IGNORECASE)
+
+
+def project_search_response(text: str) -> Projection:
+    """The Search projection of the released code (``env_package/search/projection.py:L20-88``).
+
+    The response is first cut after the first ``</search>`` (else the first ``</answer>``);
+    the command is ``<search>q</search>`` for the first search block, else
+    ``<answer>a</answer>`` for the first answer block (text stripped, case kept), else ``""``
+    (invalid). It is also invalid when the *whole* response holds both a ``<search>`` and an
+    ``<answer>`` tag, or either tag twice. No ``<think>`` is required.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"an action must be a str, got {type(text).__name__}")
+    cut = text
+    if "</search>" in cut:
+        cut = cut.split("</search>", 1)[0] + "</search>"
+    elif "</answer>" in cut:
+        cut = cut.split("</answer>", 1)[0] + "</answer>"
+    valid = True
+    m = _SEARCH_BLOCK.search(cut)
+    if m is not None:
+        command = f"<search>{m.group(1).strip()}</search>"
+    else:
+        m = _ANSWER_BLOCK.search(cut)
+        if m is not None:
+            command = f"<answer>{m.group(1).strip()}</answer>"
+        else:
+            command, valid = "", False
+    n_search, n_answer = len(_SEARCH_OPEN.findall(text)), len(_ANSWER_OPEN.findall(text))
+    if (n_search and n_answer) or n_search > 1 or n_answer > 1:
+        valid = False
+    return Projection(command, valid, valid)

@@ -20,10 +20,26 @@ from typing import Any, ClassVar
 
 import gymnasium as gym
 
-from t2po_gym.protocol import MAX_COMMAND_CHARS, ParsedResponse, parse_response, sanitize_text
+from t2po_gym.protocol import (
+    MAX_COMMAND_CHARS,
+    PROTOCOLS,
+    ParsedResponse,
+    Projection,
+    parse_response,
+    project_action_response,
+    sanitize_text,
+)
 from t2po_gym.spaces import UnicodeText
 
-__all__ = ["TextEnv", "Transition", "EpisodeEndedError", "INFO_KEYS", "MAX_OBSERVATION_CHARS", "ResponseSpec"]
+__all__ = [
+    "TextEnv",
+    "Transition",
+    "EpisodeEndedError",
+    "INFO_KEYS",
+    "MAX_OBSERVATION_CHARS",
+    "ResponseSpec",
+    "PROMPT_PLACEHOLDERS",
+]
 
 #: Upper bound on the length of any observation (characters).
 MAX_OBSERVATION_CHARS = 100_000
@@ -93,11 +109,26 @@ class TextEnv(gym.Env[str, str]):
         observation_mode: ``"prompt"`` (default) returns the full agent prompt with task,
             history window, admissible actions and format instructions; ``"raw"`` returns
             the game's text only.
-        history_length: how many past (observation, action) pairs the prompt shows.
-        strict_format: require ``<think>...</think><action>...</action>``; when False a
-            bare command is accepted too.
+        history_length: how many past (observation, action) pairs the prompt shows; ``None``:
+            the env's window for the protocol (released: ALFWorld 2, WebShop 2, Search 4).
+        strict_format: (``protocol="strict"`` only) require ``<think>...</think><action>...</action>``;
+            when False a bare command is accepted too.
         max_turns: turn limit (truncation); ``None`` uses the env's default.
         render_mode: ``None`` or ``"ansi"`` (``render()`` returns the current page/room text).
+        protocol: ``"released"`` (default) plays a response as the released T2PO code does
+            (see :mod:`t2po_gym.protocol`): the projected command is lower-cased (ALFWorld,
+            WebShop) and executed even when the response is invalid, the env's own reply is the
+            observation and the anchor, and the prompt follows the released templates' fields.
+            ``"strict"``: an invalid response is a no-op with an explanation, and the prompt is
+            this project's.
+        prompt_template: (``observation_mode="prompt"``) a ``str.format`` template for every
+            turn, or a pair ``(first_turn, later_turns)``; ``None`` uses the protocol's own.
+            Placeholders (see :data:`PROMPT_PLACEHOLDERS`): ``{task_description}``,
+            ``{current_observation}``, ``{admissible_actions}`` (alias ``{available_actions}``),
+            ``{step_count}`` (turns taken), ``{history_length}`` (entries in the history),
+            ``{action_history}`` (alias ``{memory_context}``), ``{current_step}`` (step_count + 1).
+            The released templates themselves (``agent_system/environments/prompts/*.py``) can
+            be passed as they are.
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 4}
@@ -118,20 +149,56 @@ class TextEnv(gym.Env[str, str]):
         "<think> </think> tags. Then write exactly one admissible action inside "
         "<action> </action> tags."
     )
+    #: history window of ``protocol="strict"`` when ``history_length`` is None
+    strict_history_length: ClassVar[int] = 2
+    #: history window of the released code (``env.history_length``, 2 unless the example sets it)
+    released_history_length: ClassVar[int] = 2
+    #: released validity also needs the command to be admissible (ALFWorld's projection.py:L60-62)
+    released_needs_admissible: ClassVar[bool] = True
+    #: GiGPO anchor similarity threshold of the released recipe (None: exact anchors)
+    anchor_similarity: ClassVar[float | None] = None
+    #: the released prompt, as ``(first turn, later turns)`` templates (our wording, the fields of
+    #: ``agent_system/environments/prompts/alfworld.py`` in its order); ``{intro}`` is ``prompt_intro``
+    released_prompt: ClassVar[tuple[str, str]] = (
+        "{intro}\n"
+        "Your current observation is: {current_observation}\n"
+        "Your admissible actions of the current situation are: [{admissible_actions}].\n\n"
+        "Now it's your turn to take an action. First reason step by step about the current "
+        "situation; this reasoning MUST be enclosed within <think> </think> tags. Then choose "
+        "an admissible action for the current step and write it within <action> </action> tags.\n",
+        "{intro} Your task is to: {task_description}\n"
+        "Before this step you have taken {step_count} step(s). Your most recent {history_length} "
+        "observations and the actions you took: {action_history}\n"
+        "You are now at step {current_step} and your current observation is: {current_observation}\n"
+        "Your admissible actions of the current situation are: [{admissible_actions}].\n\n"
+        "Now it's your turn to take an action. First reason step by step about the current "
+        "situation; this reasoning MUST be enclosed within <think> </think> tags. Then choose "
+        "an admissible action for the current step and write it within <action> </action> tags.\n",
+    )
+    #: a released prompt longer than this falls back to the first-turn template (None: never)
+    released_prompt_max_chars: ClassVar[int | None] = None
 
     def __init__(
         self,
         *,
         observation_mode: str = "prompt",
-        history_length: int = 2,
+        history_length: int | None = None,
         strict_format: bool = True,
         max_turns: int | None = None,
         render_mode: str | None = None,
+        protocol: str = "released",
+        prompt_template: str | tuple[str, str] | list[str] | None = None,
     ):
         if observation_mode not in ("prompt", "raw"):
             raise ValueError(f"observation_mode must be 'prompt' or 'raw', got {observation_mode!r}")
+        if protocol not in PROTOCOLS:
+            raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+        self.protocol = protocol
+        if history_length is None:
+            history_length = self.released_history_length if protocol == "released" else self.strict_history_length
         if history_length < 0:
             raise ValueError(f"history_length must be >= 0, got {history_length}")
+        self.prompt_template = _check_template(prompt_template)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
         self.observation_mode = observation_mode
@@ -153,6 +220,8 @@ class TextEnv(gym.Env[str, str]):
         self._won = False
         self._score = 0.0
         self._history: list[tuple[str, str]] = []
+        # released memory: (observation before, executed command, observation after) per step
+        self._memory: list[tuple[str, str, str]] = []
 
     # ------------------------------------------------------------------ hooks
     def _reset_game(self, seed: int | None, options: dict[str, Any]) -> tuple[str, str]:
@@ -191,6 +260,34 @@ class TextEnv(gym.Env[str, str]):
         """Turn the raw response into a command. Envs with other tags override this."""
         return parse_response(response, strict=self.strict_format, action_tag=self.action_tag)
 
+    # ---------------------------------------------------------- released-protocol hooks
+    def _project(self, response: str) -> Projection:
+        """``protocol="released"``: the released projection of a response (ALFWorld/WebShop rule)."""
+        return project_action_response(response)
+
+    def _released_reply(self, command: str) -> Transition:
+        """``protocol="released"``: the env's own reply to a command it cannot execute.
+        Default: ALFWorld's (TextWorld's) ``Nothing happens.``"""
+        return Transition("Nothing happens.")
+
+    def _released_view(self, raw: str) -> str:
+        """``protocol="released"``: the env text as the released manager shows it (and uses as
+        the anchor). Default: unchanged."""
+        return raw
+
+    def _released_actions_text(self, actions: list[str]) -> str:
+        """The admissible actions as the released prompt lists them, without ``help``
+        (``env_manager.py:L197-198``)."""
+        return "\n ".join(f"'{a}'" for a in actions if a != "help")
+
+    def _released_history_text(self, first_step: int, window: list[tuple[str, str, str]]) -> str:
+        """The released history block (``agent_system/memory/memory.py`` ``SimpleMemory.fetch``):
+        one ``[Observation k: '...', Action k: '...']`` line per step, the observation *before* the action."""
+        return "\n".join(
+            f"[Observation {k}: '{before}', Action {k}: '{act}']"
+            for k, (before, act, _after) in enumerate(window, start=first_step)
+        )
+
     # ------------------------------------------------------------- Gymnasium
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -207,6 +304,9 @@ class TextEnv(gym.Env[str, str]):
         self._won = False
         self._score = 0.0
         self._history = []
+        self._memory = []
+        if self.protocol == "released":
+            self._anchor = self._released_view(self._raw_obs)
         return self._observation(), self._info(format_valid=True, action_valid=True)
 
     def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
@@ -221,6 +321,8 @@ class TextEnv(gym.Env[str, str]):
                 f"{type(self).__name__}.step expects the LLM response as a str, "
                 f"got {type(action).__name__}"
             )
+        if self.protocol == "released":
+            return self._step_released(action)
         parsed = self._parse(action)
         command = parsed.action
         reward, terminated = 0.0, False
@@ -252,6 +354,34 @@ class TextEnv(gym.Env[str, str]):
         truncated = (not terminated) and self._turn >= self.max_turns
         self._ended = terminated or truncated
         info = self._info(format_valid=parsed.format_valid, action_valid=action_valid)
+        return self._observation(), reward, terminated, truncated, info
+
+    def _step_released(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
+        """One step as the released code plays it: project, execute whatever came out, report validity."""
+        proj = self._project(action)
+        command = proj.command
+        reward, terminated = 0.0, False
+        error = "too long" if len(command) > MAX_COMMAND_CHARS else self._check_command(command)
+        if error is None:
+            tr = self._apply_command(command)
+        else:
+            tr = self._released_reply(command)
+        raw = sanitize_text(tr.observation)
+        reward, terminated = float(tr.reward), bool(tr.terminated)
+        if error is None:
+            self._won = self._won or tr.won
+            self._score = float(tr.task_score)
+        view = self._released_view(raw)
+        self._anchor = tr.anchor if tr.anchor is not None else view
+        valid = proj.valid and (error is None or not self.released_needs_admissible)
+        shown = sanitize_text(command, HISTORY_ENTRY_CHARS)
+        self._memory.append((self._released_view(self._raw_obs), shown, view))
+        self._history.append((self._raw_obs, shown))
+        self._raw_obs = raw
+        self._turn += 1
+        truncated = (not terminated) and self._turn >= self.max_turns
+        self._ended = terminated or truncated
+        info = self._info(format_valid=proj.format_valid, action_valid=valid)
         return self._observation(), reward, terminated, truncated, info
 
     def render(self) -> str | None:
@@ -289,8 +419,44 @@ class TextEnv(gym.Env[str, str]):
             text = self.render_prompt()
         return sanitize_text(text[: MAX_OBSERVATION_CHARS - 3]) if len(text) > MAX_OBSERVATION_CHARS else text
 
+    def prompt_fields(self) -> dict[str, Any]:
+        """The values of the prompt placeholders for the current state (see ``prompt_template``)."""
+        window = self._memory[-self.history_length :] if self.history_length else []
+        acts = [] if self._ended else self._admissible_actions()
+        actions = self._released_actions_text(acts)
+        history = self._released_history_text(len(self._memory) - len(window) + 1, window)
+        return {
+            "task_description": self._task,
+            "current_observation": self._released_view(self._raw_obs),
+            "admissible_actions": actions,
+            "available_actions": actions,
+            "step_count": self._turn,
+            "history_length": len(window),
+            "action_history": history,
+            "memory_context": history,
+            "current_step": self._turn + 1,
+        }
+
     def render_prompt(self) -> str:
-        """The verl-agent-style agent prompt for the current state."""
+        """The agent prompt for the current state: the released templates' fields
+        (``protocol="released"`` or a ``prompt_template``), else this project's format."""
+        if self.protocol == "released" or self.prompt_template is not None:
+            first, later = self.prompt_template or tuple(
+                t.replace("{intro}", self.prompt_intro.replace("{", "{{").replace("}", "}}"))
+                for t in self.released_prompt
+            )
+            fields = self.prompt_fields()
+            if self._turn == 0 or self.history_length == 0:
+                return first.format_map(fields)
+            text = later.format_map(fields)
+            limit = self.released_prompt_max_chars
+            if limit is not None and len(text) > limit:  # the released manager's fallback
+                text = first.format_map(fields)
+            return text
+        return self._render_strict_prompt()
+
+    def _render_strict_prompt(self) -> str:
+        """This project's prompt (``protocol="strict"``)."""
         lines = [self.prompt_intro, f"Your task is to: {self._task}"]
         window = self._history[-self.history_length :] if self.history_length else []
         if self._turn and window:
@@ -308,6 +474,45 @@ class TextEnv(gym.Env[str, str]):
         lines.append("")
         lines.append(self.prompt_instruction)
         return "\n".join(lines)
+
+
+#: the placeholders a ``prompt_template`` may use
+PROMPT_PLACEHOLDERS = (
+    "task_description",
+    "current_observation",
+    "admissible_actions",
+    "available_actions",
+    "step_count",
+    "history_length",
+    "action_history",
+    "memory_context",
+    "current_step",
+)
+
+
+def _check_template(template: str | tuple[str, str] | list[str] | None) -> tuple[str, str] | None:
+    """Validate ``prompt_template`` now (a typo in a placeholder should fail at construction,
+    not at the first prompt) and return it as a ``(first turn, later turns)`` pair."""
+    if template is None:
+        return None
+    if isinstance(template, str):
+        pair = (template, template)
+    elif isinstance(template, (tuple, list)) and len(template) == 2 and all(isinstance(t, str) for t in template):
+        pair = (template[0], template[1])
+    else:
+        raise TypeError("prompt_template must be a str or a (first_turn, later_turns) pair of str")
+    dummy = {k: "" for k in PROMPT_PLACEHOLDERS}
+    for t in pair:
+        try:
+            t.format_map(dummy)
+        except KeyError as e:
+            raise ValueError(
+                f"prompt_template has an unknown placeholder {{{e.args[0]}}}; known: "
+                + ", ".join("{" + k + "}" for k in PROMPT_PLACEHOLDERS)
+            ) from None
+        except (ValueError, IndexError) as e:
+            raise ValueError(f"prompt_template is not a valid str.format template: {e}") from None
+    return pair
 
 
 def _clip(text: str) -> str:

@@ -26,7 +26,7 @@ NOOP = "<think>no command</think>"
 def make(env_id: str, mode: str, n: int = 2) -> gym.vector.VectorEnv:
     kwargs, _ = SMALL[env_id]
     return gym.make_vec(env_id, num_envs=n, vectorization_mode=mode, observation_mode="raw",
-                        max_turns=2, **kwargs)
+                        max_turns=2, protocol="strict", **kwargs)
 
 
 def first_commands(infos) -> tuple[str, ...]:

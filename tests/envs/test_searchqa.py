@@ -8,7 +8,8 @@ import t2po_gym  # noqa: F401  (registers the ids)
 from t2po_gym.envs.searchqa.env import SearchQAEnv
 from t2po_gym.search.base import clear_shared_retrievers
 
-WORLD = dict(world_passages=1500, world_questions=300, world_seed=3)
+# these tests pin this project's strict protocol; the released one is in test_searchqa_released.py
+WORLD = dict(world_passages=1500, world_questions=300, world_seed=3, protocol="strict")
 THINK = "<think>I need to look this up.</think>"
 
 

@@ -24,6 +24,8 @@ def _cache_dir(tmp_path_factory):
 
 
 def _env(**kw) -> WebShopEnv:
+    # these tests pin this project's strict protocol; the released one is in test_webshop_released.py
+    kw.setdefault("protocol", "strict")
     kw.setdefault("observation_mode", "raw")
     kw.setdefault("strict_format", False)
     return WebShopEnv(**kw)

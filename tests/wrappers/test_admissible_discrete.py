@@ -15,7 +15,8 @@ from t2po_gym.wrappers.encoders import HashingEncoder, make_encoder
 
 SMALL = {
     "T2PO/ALFWorld-v0": {},
-    "T2PO/WebShop-v0": {"num_products": 200},
+    # strict: a padded (invalid) action is a no-op with "Nothing happens" and one search candidate
+    "T2PO/WebShop-v0": {"num_products": 200, "protocol": "strict"},
     "T2PO/SearchQA-v0": {"world_passages": 300, "world_questions": 50},
 }
 

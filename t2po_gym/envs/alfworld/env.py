@@ -93,6 +93,7 @@ class ALFWorldEnv(TextEnv):
       With ``engine="textworld"`` and no ``game_files``, the games of the split under
       ``$ALFWORLD_DATA/json_2.1.1/<split>`` (ALFWorld's layout) are used when present,
       generated games otherwise.
+    * ``protocol`` (``"released"`` | ``"strict"``), ``prompt_template``: see :class:`~t2po_gym.text_env.TextEnv`.
     * ``observation_mode``, ``history_length``, ``strict_format``, ``max_turns``,
       ``render_mode``: see :class:`~t2po_gym.text_env.TextEnv`.
 
@@ -116,10 +117,12 @@ class ALFWorldEnv(TextEnv):
         task_types: str | list[str] | tuple[str, ...] | None = None,
         max_receptacles: int | None = None,
         observation_mode: str = "prompt",
-        history_length: int = 2,
+        history_length: int | None = None,
         strict_format: bool = True,
         max_turns: int | None = None,
         render_mode: str | None = None,
+        protocol: str = "released",
+        prompt_template: str | tuple[str, str] | None = None,
     ):
         super().__init__(
             observation_mode=observation_mode,
@@ -127,6 +130,8 @@ class ALFWorldEnv(TextEnv):
             strict_format=strict_format,
             max_turns=max_turns,
             render_mode=render_mode,
+            protocol=protocol,
+            prompt_template=prompt_template,
         )
         if split not in SPLIT_SIZES:
             raise ValueError(f"unknown split {split!r}; choose one of {sorted(SPLIT_SIZES)}")

@@ -23,7 +23,7 @@ from t2po_gym.envs.searchqa.retrieval import (
     retrieve_passages,
 )
 from t2po_gym.envs.searchqa.world import WorldConfig, generate_world
-from t2po_gym.protocol import ParsedResponse, parse_response, sanitize_text
+from t2po_gym.protocol import ParsedResponse, Projection, parse_response, project_search_response, sanitize_text
 from t2po_gym.search.base import Retriever
 from t2po_gym.search.remote import RetrieverUnavailableError
 from t2po_gym.text_env import ResponseSpec, TextEnv, Transition
@@ -111,7 +111,7 @@ class SearchQAEnv(TextEnv):
     >>> obs, r, term, trunc, info = env.step("<think>look it up</think><search>Paris</search>")
 
     ## Action Space
-    ``UnicodeText``: the raw LLM response. With ``strict_format=True`` (default) it must be
+    ``UnicodeText``: the raw LLM response. With ``protocol="strict"`` and ``strict_format=True`` it must be
     exactly ``<think>...</think>`` then one ``<search>...</search>`` or
     ``<answer>...</answer>`` (whitespace around is fine). A response with neither tag, with
     both, with tags in the wrong order, with an empty query or answer, or with a command
@@ -153,8 +153,16 @@ class SearchQAEnv(TextEnv):
     * ``data_dir``, ``corpus_path``, ``qa_path``: Search-R1 files instead of the generated world.
     * ``world_passages``, ``world_questions``, ``world_seed``: size and seed of the generated world.
     * ``max_passage_chars``: each passage shown is cut to this many characters.
-    * ``observation_mode``, ``history_length`` (default 3), ``strict_format``, ``max_turns``,
-      ``render_mode``: as for every :class:`~t2po_gym.text_env.TextEnv`.
+    * ``protocol``: ``"released"`` (default) plays a response as the released T2PO code does
+      (``env_package/search/projection.py``): no ``<think>`` needed; the first ``<search>``
+      (else ``<answer>``) block is executed even when the response is invalid (both tags, or a
+      tag twice); a response with neither does nothing and the observation is empty; the prompt
+      shows the last 4 steps as ``Step k:<search>q</search> <information>...</information>``.
+      GiGPO groups Search anchors by similarity (threshold :attr:`anchor_similarity` = 0.9 in
+      the released recipe). ``"strict"``: the rules of "Action Space" above.
+    * ``prompt_template``: see :class:`~t2po_gym.text_env.TextEnv`.
+    * ``observation_mode``, ``history_length`` (default: 4 released, 3 strict), ``strict_format``,
+      ``max_turns``, ``render_mode``: as for every :class:`~t2po_gym.text_env.TextEnv`.
 
     ## Vectorized environment
     ``gym.make_vec("T2PO/SearchQA-v0", num_envs=8)`` works; the corpus and the retriever index
@@ -170,6 +178,29 @@ class SearchQAEnv(TextEnv):
     response_spec: ClassVar[ResponseSpec] = ResponseSpec(
         action_tags=(SEARCH_TAG, ANSWER_TAG), stop=(f"</{SEARCH_TAG}>", f"</{ANSWER_TAG}>"), forced_text="</think>\n")
     prompt_lists_actions: ClassVar[bool] = False
+    strict_history_length: ClassVar[int] = 3
+    released_history_length: ClassVar[int] = 4  # examples/search_agent_trainer/train_search.sh: env.history_length=4
+    released_needs_admissible: ClassVar[bool] = False
+    anchor_similarity: ClassVar[float | None] = 0.9  # train_search.sh: similarity_thresh=0.9
+    released_prompt: ClassVar[tuple[str, str]] = (
+        "You are an expert agent answering the given question step by step.\n"
+        "Your question: {task_description}\n\n"
+        "Now it's your turn to respond for the current step. First reason; this reasoning MUST be "
+        "enclosed within <think> </think> tags. Then do only one of the following:\n"
+        "(1) if some knowledge is missing, call the search engine with <search> your query </search>;\n"
+        "(2) if you can answer confidently, give the final answer within <answer> </answer>, "
+        "without explanations, e.g. <answer>Lisbon</answer>.\n",
+        "You are an expert agent answering the given question step by step.\n"
+        "Your question: {task_description}\n\n"
+        "Before this step you have taken {step_count} step(s). The history below shows your past "
+        "search queries inside <search> </search> and what the search engine returned inside "
+        "<information> </information>. History:\n{memory_context}\n\n"
+        "Now it's your turn to respond for the current step. First reason; this reasoning MUST be "
+        "enclosed within <think> </think> tags. Then do only one of the following:\n"
+        "(1) if some knowledge is missing, call the search engine with <search> your query </search>;\n"
+        "(2) if you can answer confidently, give the final answer within <answer> </answer>, "
+        "without explanations, e.g. <answer>Lisbon</answer>.\n",
+    )
     prompt_intro: ClassVar[str] = (
         "You answer questions with the help of a search engine over an encyclopedia. "
         "Rely on what the search returns rather than on memory."
@@ -197,13 +228,16 @@ class SearchQAEnv(TextEnv):
         world_seed: int = 0,
         max_passage_chars: int = 1500,
         observation_mode: str = "prompt",
-        history_length: int = 3,
+        history_length: int | None = None,
         strict_format: bool = True,
         max_turns: int | None = None,
         render_mode: str | None = None,
+        protocol: str = "released",
+        prompt_template: str | tuple[str, str] | None = None,
     ):
         super().__init__(observation_mode=observation_mode, history_length=history_length,
-                         strict_format=strict_format, max_turns=max_turns, render_mode=render_mode)
+                         strict_format=strict_format, max_turns=max_turns, render_mode=render_mode,
+                         protocol=protocol, prompt_template=prompt_template)
         if int(topk) < 1:
             raise ValueError(f"topk must be >= 1, got {topk}")
         remote = isinstance(retriever, str) and retriever.startswith(("http://", "https://"))
@@ -284,12 +318,27 @@ class SearchQAEnv(TextEnv):
             return p
         return ParsedResponse(f"<{tag}>{p.action}</{tag}>", p.think, p.format_valid, p.error)
 
+    # ------------------------------------------------------------ released protocol
+    def _project(self, response: str) -> Projection:
+        return project_search_response(response)
+
+    def _released_reply(self, command: str) -> Transition:
+        # nothing to search for: the released env returns no observation (search/envs.py:L128-129)
+        return Transition("")
+
+    def _released_history_text(self, first_step: int, window: list[tuple[str, str, str]]) -> str:
+        """``SearchMemory.fetch`` (``agent_system/memory/memory.py``): ``Step k:<action> <information>``
+        per step, the observation *after* the action, entries separated by a blank line."""
+        return "\n".join(f"Step {k}:{act} {after}\n" for k, (_b, act, after) in enumerate(window, start=first_step))
+
     @staticmethod
     def _split_command(command: str) -> tuple[str, str]:
         tag = SEARCH_TAG if command.startswith(f"<{SEARCH_TAG}>") else ANSWER_TAG
         return tag, command[len(tag) + 2 : -(len(tag) + 3)].strip()
 
     def _check_command(self, command: str) -> str | None:
+        if not command.startswith((f"<{SEARCH_TAG}>", f"<{ANSWER_TAG}>")):
+            return "no <search> or <answer> block"
         tag, body = self._split_command(command)
         if not body:
             return f"empty {tag}: write the {'query' if tag == SEARCH_TAG else 'answer'} inside <{tag}> </{tag}>"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from typing import Any, ClassVar
 
 import numpy as np
@@ -18,6 +19,20 @@ from t2po_gym.text_env import TextEnv, Transition
 __all__ = ["WebShopEnv", "parse_webshop_command", "catalog_retriever"]
 
 SEARCH_PLACEHOLDER = "search[<query>]"
+#: the search entry of the released prompt's action list (``env_manager.py:L462-463``)
+RELEASED_SEARCH_PLACEHOLDER = "search[<your query>]"
+# WebShop's parse_action (engine.py:L117-128): greedy name, then the last "[...]" pair; text after
+# the final "]" is ignored
+_WEBSHOP_ACTION = re.compile(r"(.+)\[(.+)\]")
+
+
+def parse_webshop_action(command: str) -> tuple[str, str | None]:
+    """WebShop's own ``parse_action`` (``web_agent_site/engine/engine.py:L117-128``):
+    ``(name, argument)``, the argument ``None`` when the command has no ``name[arg]`` shape."""
+    m = _WEBSHOP_ACTION.match(command)
+    if m is None:
+        return command, None
+    return m.group(1), m.group(2)
 
 
 def parse_webshop_command(command: str) -> tuple[str, str] | str:
@@ -97,8 +112,20 @@ class WebShopEnv(TextEnv):
     default 1000), ``catalog_seed``, ``data_path`` (real files; default ``$WEBSHOP_DATA``),
     ``human_goals``, ``split`` ("train" | "test" | "all"; test = goals [0, 500)),
     ``search_engine`` ("tantivy" | "lucene"), ``show_attrs``, ``type_words``
-    ("tokens" | "spacy" | "auto"), plus TextEnv's ``observation_mode``, ``history_length``,
-    ``strict_format``, ``max_turns``, ``render_mode``.
+    ("auto" | "spacy" | "tokens"; None: "auto" for the webshop reward, "tokens" for the fixed one),
+    ``reward`` ("webshop": WebShop's ``get_reward`` with its quirks, the default; "fixed": the
+    project's corrected variant; see :mod:`t2po_gym.envs.webshop.reward` and ``docs/webshop.md``),
+    ``protocol`` ("released" | "strict") and ``prompt_template`` (see
+    :class:`~t2po_gym.text_env.TextEnv`), plus TextEnv's ``observation_mode``, ``history_length``
+    (None: 2), ``strict_format``, ``max_turns``, ``render_mode``.
+
+    With ``protocol="released"`` (default) a response is played as the released T2PO code plays
+    it: the first ``<action>`` block, lower-cased, is executed even when the response is invalid
+    (no think block, CJK text...), a command WebShop cannot perform returns the unchanged page,
+    ``info["action_valid"]`` is the released format check, the prompt and ``info["anchor"]`` show
+    the page after the instruction with every part quoted, and the admissible actions are
+    ``search[<your query>]`` (and ``click[search]``) on the search page plus ``click[...]`` for
+    each clickable, in WebShop's order.
 
     >>> import gymnasium as gym
     >>> env = gym.make("T2PO/WebShop-v0", observation_mode="raw", strict_format=False)
@@ -112,6 +139,28 @@ class WebShopEnv(TextEnv):
     """
 
     default_max_turns: ClassVar[int] = 15
+    released_needs_admissible: ClassVar[bool] = False  # webshop projection.py:L100-106: format only
+    released_prompt_max_chars: ClassVar[int | None] = 13000  # env_manager.py:L502-508
+    released_prompt: ClassVar[tuple[str, str]] = (
+        "You are an expert autonomous agent operating in the WebShop e-commerce environment.\n"
+        "Your task is to: {task_description}.\n"
+        "Your current observation is: {current_observation}.\n"
+        "Your admissible actions of the current situation are:\n[\n{available_actions}\n].\n\n"
+        "Now it's your turn to take one action for the current step. First reason step by step "
+        "about the current situation and about which admissible action best advances the shopping "
+        "goal; this reasoning MUST be enclosed within <think> </think> tags. Then choose an "
+        "admissible action for the current step and write it within <action> </action> tags.\n",
+        "You are an expert autonomous agent operating in the WebShop e-commerce environment.\n"
+        "Your task is to: {task_description}.\n"
+        "Before this step you have taken {step_count} step(s). Your most recent {history_length} "
+        "observations and the actions you took: {action_history}\n"
+        "You are now at step {current_step} and your current observation is: {current_observation}.\n"
+        "Your admissible actions of the current situation are:\n[\n{available_actions}\n].\n\n"
+        "Now it's your turn to take one action for the current step. First reason step by step "
+        "about the current situation and about which admissible action best advances the shopping "
+        "goal; this reasoning MUST be enclosed within <think> </think> tags. Then choose an "
+        "admissible action for the current step and write it within <action> </action> tags.\n",
+    )
     prompt_intro: ClassVar[str] = (
         "You are an expert autonomous agent operating in the WebShop e-commerce platform."
     )
@@ -177,11 +226,26 @@ class WebShopEnv(TextEnv):
         return self.shop.text()
 
     def _admissible_actions(self) -> list[str]:
+        if self.protocol == "released":
+            # WebShop's get_available_actions lists the search page's "Search" button as a
+            # clickable (web_agent_text_env.py:L138-141), though clicking it does nothing (L109)
+            acts = [RELEASED_SEARCH_PLACEHOLDER, "click[search]"] if self.shop.has_search_box else []
+            return acts + [f"click[{k}]" for k in self.shop.clickables()]
         acts = [SEARCH_PLACEHOLDER] if self.shop.has_search_box else []
         acts += [f"click[{k}]" for k in self.shop.clickables()]
         return acts
 
     def _check_command(self, command: str) -> str | None:
+        if self.protocol == "released":
+            # web_agent_text_env.py:L100-112: a search with a non-empty argument (on any page),
+            # or a click on a clickable other than "search"; anything else leaves the page as it is
+            name, arg = parse_webshop_action(command)
+            arg = arg.lower() if arg is not None else None
+            if name == "search" and arg:
+                return None
+            if name == "click" and arg is not None and arg in self.shop.clickables() and arg != "search":
+                return None
+            return "not a WebShop action on this page"
         parsed = parse_webshop_command(command)
         if isinstance(parsed, str):
             return parsed
@@ -197,7 +261,11 @@ class WebShopEnv(TextEnv):
         return None
 
     def _apply_command(self, command: str) -> Transition:
-        verb, arg = parse_webshop_command(command)  # type: ignore[misc]
+        if self.protocol == "released":
+            name, arg = parse_webshop_action(command)
+            verb, arg = name, (arg or "").lower()
+        else:
+            verb, arg = parse_webshop_command(command)  # type: ignore[misc]
         if verb == "search":
             self._n_searches += 1
             self.shop.search(arg)
@@ -208,6 +276,25 @@ class WebShopEnv(TextEnv):
             return Transition(text)
         r = float(outcome.reward)
         return Transition(text, reward=r, terminated=True, won=r == 1.0, task_score=r)
+
+    # ------------------------------------------------------------ released protocol
+    def _released_reply(self, command: str) -> Transition:
+        # an action WebShop cannot perform returns the unchanged page (web_agent_text_env.py:L111-115)
+        return Transition(self._page_text())
+
+    def _released_view(self, raw: str) -> str:
+        """The page as the released manager shows it (``env_manager.py:L440-453``): the parts
+        after the instruction, each in single quotes, joined by `` [SEP] ``; a page without the
+        instruction (the done page) is unchanged."""
+        parts = raw.split(" [SEP] ")
+        try:
+            i = parts.index(self._task)
+        except ValueError:
+            return raw
+        return " [SEP] ".join(f"'{p}'" for p in parts[i + 1 :])
+
+    def _released_actions_text(self, actions: list[str]) -> str:
+        return "\n".join(f"'{a}'," for a in actions)  # env_manager.py:L484
 
     def _render_text(self) -> str:
         return self._raw_obs
