@@ -1,7 +1,10 @@
 """Every sentence the native ALFWorld engine prints, in one place.
 
 The wording is ALFWorld's (its ``alfred.twl2`` grammar), so observations match the
-TextWorld reference engine character for character.
+TextWorld reference engine character for character. Data version 2.1.1 (ALFWorld's
+games as released) differs in three places, kept here as ``*_211``: the arrival line
+names the location ("You arrive at loc 12."), placing is "put X in/on Y" and there is
+no ``help``.
 """
 
 from __future__ import annotations
@@ -12,12 +15,18 @@ NOTHING_HAPPENS = "Nothing happens."
 
 LOOK_MIDDLE = "You are in the middle of a room. Looking quickly around you, you see {things}."
 LOOK_FACING = "You are facing the {receptacle}. Next to it, you see {things}."
+# several receptacles can share a location in real games: "the cabinet 2, and cabinet 1"
+
 
 ARRIVE = "You arrive at {receptacle}. {contents}"
+ARRIVE_211 = "You arrive at {location}. {contents}"
 OPEN = "You open the {receptacle}. {contents}"
 CLOSE = "You close the {receptacle}."
 TAKE = "You pick up the {obj} from the {receptacle}."
 MOVE = "You move the {obj} to the {receptacle}."
+PUT_211 = "You put the {obj} in/on the {receptacle}."
+MOVE_COMMAND = "move {obj} to {receptacle}"
+PUT_COMMAND_211 = "put {obj} in/on {receptacle}"
 HEAT = "You heat the {obj} using the {receptacle}."
 COOL = "You cool the {obj} using the {receptacle}."
 CLEAN = "You clean the {obj} using the {receptacle}."
@@ -44,8 +53,11 @@ EXAMINE_OBJECT = (
     (("clean",), "This is a clean {obj}."),
     (("cool",), "This is a cold {obj}."),
 )
+# A receptacle object (bowl, pan, mug ...) is described first, whatever its state.
+RECEPTACLE_OBJECT = "This is a normal {obj}. In it, you see {things}."
 LAMP_ON = "This {obj} is on."
-LAMP_OFF = "This {obj} is off."
+# "This {obj} is off." exists in the grammar but its condition (not_istoggled) never holds in
+# TextWorld's state (negated facts appear only once deleted, and isToggled is never deleted).
 SLICED = "This is a sliced {obj}."
 PLAIN = "There's nothing special about {obj}."
 
@@ -75,3 +87,12 @@ def enumerate_things(names: list[str]) -> str:
     if len(items) == 1:
         return items[0]
     return ", ".join(items[:-1]) + ", and " + items[-1]
+
+
+def join_names(names: list[str]) -> str:
+    """The same list style without articles ("cabinet 2, and cabinet 1"), as in "You are facing the ..."."""
+    if not names:
+        return "nothing"
+    if len(names) == 1:
+        return names[0]
+    return ", ".join(names[:-1]) + ", and " + names[-1]

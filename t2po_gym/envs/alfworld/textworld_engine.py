@@ -17,10 +17,11 @@ from pathlib import Path
 from t2po_gym.envs.alfworld.assets import load_assets
 from t2po_gym.envs.alfworld.game import Game
 
-__all__ = ["export_game", "pddl_problem", "TextWorldEngine", "find_alfworld_games"]
+__all__ = ["export_game", "pddl_problem", "pddl_goal", "TextWorldEngine", "find_alfworld_games"]
 
 
-def _goal(game: Game) -> str:
+def pddl_goal(game: Game) -> str:
+    """The ``(:goal ...)`` section of ``game``'s PDDL problem (ALFWorld's goal forms per task type)."""
     t = game.task
     o, r = f"{t.object_target}Type", f"{t.parent_target}Type"
     if t.task_type == "look_at_obj_in_light":
@@ -84,7 +85,7 @@ def pddl_problem(game: Game) -> str:
         + "\n)\n(:init\n"
         + "\n".join(init)
         + "\n)\n"
-        + _goal(game)
+        + pddl_goal(game)
         + "\n)\n"
     )
 
