@@ -45,6 +45,7 @@ from optim.checkpoint import (
     save_checkpoint,
 )
 from optim.config import TrainConfig
+from optim.distributed import DistContext, NullLogger
 from optim.loss import (
     clipped_policy_loss,
     entropy_from_logits,
@@ -251,7 +252,7 @@ class Trainer:
         make_ref: build the frozen KL reference (default: a deep copy of the initial model).
     """
 
-    def __init__(self, cfg: TrainConfig, model: PolicyModel | None = None):
+    def __init__(self, cfg: TrainConfig, model: PolicyModel | None = None, dist: "DistContext | None" = None):
         cfg.validate()
         self.cfg = cfg
         if cfg.torch_threads:
@@ -278,6 +279,11 @@ class Trainer:
             self.ref_model = copy.deepcopy(self.model).eval()
             for p in self.ref_model.parameters():
                 p.requires_grad_(False)
+        # torch.distributed (optim/distributed.py): None joins a torchrun/accelerate job if there is one;
+        # the update runs through DDP / FSDP2 wrappers, built before the optimizer (FSDP2 swaps parameters).
+        self.dist = dist if dist is not None else DistContext.from_env(device=cfg.device)
+        self.train_model = self.dist.wrap(self.model)
+        self.train_value_head = self.dist.wrap(self.value_head) if self.value_head is not None else None
         params = [p for p in self.model.parameters() if p.requires_grad]
         groups: list[dict[str, Any]] = [{"params": params, "lr": cfg.resolved_lr()}]
         if self.value_head is not None:
@@ -285,12 +291,12 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay, eps=1e-8)
         self.base_policy = self.pm.make_policy()
         self.policy = wrap_policy(self.base_policy, cfg)
-        self.envs = make_group_envs(cfg.env_id, cfg.n_tasks * cfg.group_size, **cfg.env_kwargs)
+        self.envs = make_group_envs(cfg.env_id, self.dist.local_tasks(cfg.n_tasks) * cfg.group_size, **cfg.env_kwargs)
         self.step = 0
         self.out = Path(cfg.out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
         self.ckpt_dir = self.out / "checkpoints"
-        self.logger = MetricsLogger(self.out, tensorboard=cfg.tensorboard)
+        self.logger = MetricsLogger(self.out, tensorboard=cfg.tensorboard) if self.dist.is_main else NullLogger(self.out)
         self.loss_hook: Callable[[torch.Tensor], torch.Tensor] | None = None  # tests inject NaN here
 
     # ------------------------------------------------------------ rollout
@@ -299,7 +305,7 @@ class Trainer:
             temperature=self.cfg.temperature,
             top_p=self.cfg.top_p,
             max_new_tokens=self.cfg.max_new_tokens,
-            seed=_step_seed(self.cfg.seed, step, 1),
+            seed=self.dist.step_seed(self.cfg.seed, step, 1),  # rank 0: _step_seed(seed, step, 1)
             stop=response_spec_of(self.cfg.env_id).stop,  # the env's stop strings
         )
 
@@ -310,13 +316,14 @@ class Trainer:
     def collect(self, step: int) -> Rollout:
         self.model.eval()
         options = {"split": self.cfg.train_split} if self.cfg.train_split else {}
-        with torch.no_grad():
+        # Distributed: this rank plays its own block of whole groups (FSDP2: with full weights).
+        with torch.no_grad(), self.dist.rollout_mode(self.model):
             return collect_rollouts(
                 self.envs,
                 self.policy,
-                n_tasks=self.cfg.n_tasks,
+                n_tasks=self.dist.local_tasks(self.cfg.n_tasks),
                 group_size=self.cfg.group_size,
-                seeds=self.task_seeds(step),
+                seeds=self.task_seeds(step)[self.dist.task_slice(self.cfg.n_tasks)],
                 sampling=self.sampling(step),
                 reset_options=options,
                 episode_prefix=f"s{step}",
@@ -346,33 +353,41 @@ class Trainer:
     def update(self, samples: list[TurnSample], step: int) -> dict[str, float]:
         cfg = self.cfg
         rng = random.Random(_step_seed(cfg.seed, step, 3))
-        if cfg.max_update_turns is not None and len(samples) > cfg.max_update_turns:
-            samples = rng.sample(samples, cfg.max_update_turns)
+        # The minibatch plan is drawn over the global turn list (rank-major): on one process it is
+        # rng.sample(samples, max_update_turns) then rng.shuffle per epoch, as it always was.
+        plan, n_update = self.dist.minibatch_plan(len(samples), rng, cfg.update_epochs, cfg.minibatch_size,
+                                                  cfg.max_update_turns)
         self.model.train()
         trainable = [p for g in self.optimizer.param_groups for p in g["params"]]
         stats: dict[str, list[float]] = {k: [] for k in ("pg", "kl", "ent", "vl", "approx_kl", "clipfrac", "gn", "ratio_max")}
         first_diff = 0.0
         skipped = 0
         updates = 0
-        for epoch in range(cfg.update_epochs):
-            order = list(range(len(samples)))
-            rng.shuffle(order)
-            for m0 in range(0, len(order), cfg.minibatch_size):
-                mb = [samples[i] for i in order[m0 : m0 + cfg.minibatch_size]]
+        if True:  # (keeps the indentation of the former per-epoch loop)
+            for mbp in plan:
+                mb = [samples[i] for i in mbp.local]
                 mb.sort(key=lambda s: len(s.prompt_ids) + len(s.response_ids))
                 n_tok = sum(sum(1 for f in (s.forced_mask or [0] * len(s.response_ids)) if not f) for s in mb)
+                chunks: list[list[TurnSample] | None] = [
+                    mb[u0 : u0 + cfg.microbatch_size] for u0 in range(0, len(mb), cfg.microbatch_size)]
+                # Token mean over the whole minibatch on all ranks; a rank with fewer turns pads with
+                # zero-weight micro-batches so that every rank runs the same forward/backward calls.
+                n_tok, n_chunks = self.dist.minibatch_totals(n_tok, len(chunks))
+                chunks += [None] * (n_chunks - len(chunks))
                 n_tok = max(n_tok, 1)
                 self.optimizer.zero_grad(set_to_none=True)
                 total_loss = 0.0
-                for u0 in range(0, len(mb), cfg.microbatch_size):
-                    chunk = mb[u0 : u0 + cfg.microbatch_size]
+                for c_i, chunk in enumerate(chunks):
+                    pad = chunk is None
+                    chunk = chunk or [self.dist.pad_sample(self.pm.pad_id)]
                     batch = _collate(chunk, self.pm.pad_id, cfg.device)
                     mask = batch["mask"]
-                    w = float(mask.sum()) / n_tok
-                    out = _forward(self.model, batch, self.value_head is not None, self.autocast)
+                    w = 0.0 if pad else float(mask.sum()) / n_tok
+                    self.dist.set_grad_sync((self.train_model, self.train_value_head), c_i == len(chunks) - 1)
+                    out = _forward(self.train_model, batch, self.value_head is not None, self.autocast)
                     logits = out.logits
                     logp = token_logprobs(logits, batch["input_ids"])
-                    if epoch == 0 and m0 == 0:
+                    if mbp.epoch == 0 and mbp.index == 0 and not pad:
                         d = ((logp.detach() - batch["old_logprobs"]).abs() * mask).max()
                         first_diff = max(first_diff, float(d))
                     pg, st = clipped_policy_loss(logp, batch["old_logprobs"], batch["advantages"], mask, cfg.clip_eps)
@@ -391,12 +406,15 @@ class Trainer:
                     if self.value_head is not None:
                         h = out.hidden_states[-1].float()
                         last = h[torch.arange(len(chunk), device=h.device), batch["prompt_lengths"] - 1]
-                        v = self.value_head(last).squeeze(-1)
+                        v = self.train_value_head(last).squeeze(-1)
                         vl = value_loss(v, batch["old_values"], batch["returns"], cfg.clip_eps)
-                        loss = loss + cfg.vf_coef * vl * (len(chunk) / len(mb)) / max(w, 1e-8)
+                        loss = loss + cfg.vf_coef * vl * (len(chunk) / mbp.global_size) / max(w, 1e-8)
                     if self.loss_hook is not None:
                         loss = self.loss_hook(loss)
-                    (loss * w).backward()
+                    # DDP / FSDP2 average gradients over ranks: grad_scale (world size) makes it a sum
+                    (loss * (w * self.dist.grad_scale)).backward()
+                    if pad:
+                        continue
                     total_loss += float(loss.detach()) * w
                     stats["pg"].append(st.policy_loss)
                     stats["approx_kl"].append(st.approx_kl)
@@ -405,9 +423,10 @@ class Trainer:
                     stats["kl"].append(float(kl.detach()))
                     stats["ent"].append(float(ent.detach()))
                     stats["vl"].append(float(vl.detach()))
-                grad_norm = float(torch.nn.utils.clip_grad_norm_(trainable, cfg.max_grad_norm))
+                grad_norm = self.dist.clip_grad_norm(trainable, cfg.max_grad_norm)
                 stats["gn"].append(grad_norm)
-                if not (math.isfinite(total_loss) and math.isfinite(grad_norm)):
+                # every rank skips when any rank saw a NaN/inf (their weights must stay equal)
+                if self.dist.any(not (math.isfinite(total_loss) and math.isfinite(grad_norm))):
                     # Never let a NaN/inf reach the weights (or, later, a checkpoint).
                     self.optimizer.zero_grad(set_to_none=True)
                     skipped += 1
@@ -435,14 +454,14 @@ class Trainer:
             "losses/skipped_updates": float(skipped),
             "losses/updates": float(updates),
             "debug/logprob_diff_max": first_diff,
-            "charts/update_turns": float(len(samples)),
+            "charts/update_turns": float(n_update),
         }
 
     # ------------------------------------------------------------ loop
     def train_step(self) -> dict[str, float]:
         """One rollout + update; returns the metrics it logged."""
         step = self.step
-        torch.manual_seed(_step_seed(self.cfg.seed, step, 0))
+        torch.manual_seed(self.dist.step_seed(self.cfg.seed, step, 0))
         t0 = time.perf_counter()
         rollout = self.collect(step)
         t1 = time.perf_counter()
@@ -457,6 +476,7 @@ class Trainer:
         n_tok = sum(len(s.response_ids) for s in samples)
         metrics["charts/SPS"] = n_tok / max(t2 - t0, 1e-9)
         self.step += 1
+        metrics = self.dist.reduce_metrics(metrics, weight=len(rollout.trajectories))  # all ranks' means
         self.logger.log(self.step, metrics)
         return metrics
 
@@ -523,7 +543,11 @@ class Trainer:
         assert_finite_state(self.model.state_dict(), "model")
         if self.value_head is not None:
             assert_finite_state(self.value_head.state_dict(), "value head")
-        return save_checkpoint(self.ckpt_dir, self.step, self.pm.save, self.state_dict(), keep=self.cfg.keep_checkpoints)
+        # Distributed: every rank calls save() (FSDP2 gathers the full state here); only rank 0 writes.
+        save_model, state = self.dist.checkpoint_payload(self)
+        path = save_checkpoint(self.ckpt_dir, self.step, save_model, state, keep=self.cfg.keep_checkpoints) \
+            if self.dist.is_main else None
+        return self.dist.finish_save(path)
 
     def resume(self, path: str | Path | None = None, *, allow_config_change: Sequence[str] = ()) -> Path:
         """Load the newest valid checkpoint under ``path`` (default: this run's) and continue from it.
