@@ -15,6 +15,7 @@ A concrete game implements five hooks: :meth:`_reset_game`, :meth:`_admissible_a
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -39,6 +40,7 @@ __all__ = [
     "MAX_OBSERVATION_CHARS",
     "ResponseSpec",
     "PROMPT_PLACEHOLDERS",
+    "option_index",
 ]
 
 #: Upper bound on the length of any observation (characters).
@@ -474,6 +476,18 @@ class TextEnv(gym.Env[str, str]):
         lines.append("")
         lines.append(self.prompt_instruction)
         return "\n".join(lines)
+
+
+def option_index(value: Any, name: str, n: int) -> int:
+    """A reset option that picks an item by index (``goal_index``, ``question_index``): an integer
+    (Python or numpy, not bool) in ``[0, n)``; a ``ValueError`` naming the option otherwise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"options[{name!r}]: {name} must be an integer in [0, {n}), got {value!r} "
+                         f"({type(value).__name__})")
+    idx = int(value)
+    if not 0 <= idx < n:
+        raise ValueError(f"{name} must be in [0, {n}), got {idx}")
+    return idx
 
 
 #: the placeholders a ``prompt_template`` may use

@@ -85,7 +85,7 @@ def test_corrupt_jsonl_names_file_and_line(tmp_path):
         load_corpus_jsonl(p)
     q = tmp_path / "train.jsonl"
     q.write_text('{"question": "q?", "golden_answers": ["a"]}\n{"question": "r?"}\n')
-    with pytest.raises(DataFormatError, match=r"train\.jsonl:2: missing field 'golden_answers'"):
+    with pytest.raises(DataFormatError, match=r"train\.jsonl:2: no answers: expected a 'golden_answers' field"):
         load_qa(q)
 
 

@@ -245,3 +245,30 @@ def test_corrupt_catalog_file_names_the_file(tmp_path):
         _env(catalog="webshop", data_path=root)
     with pytest.raises(CatalogError, match="WEBSHOP_DATA"):
         load_webshop_catalog(tmp_path / "missing")
+
+
+def test_products_without_goals_in_the_split_say_what_they_hold(tmp_path):
+    root = _write_webshop(tmp_path)
+    (root / "items_human_ins.json").write_text(json.dumps({"B0NOTLOADED": [
+        {"instruction": "x", "instruction_attributes": ["y"], "instruction_options": []}]}))
+    with pytest.raises(ValueError) as e:
+        _env(catalog="webshop", data_path=root, num_products=2)
+    msg = str(e.value)
+    assert "no goals in split 'train'" in msg and "2 products loaded give 0 human goals" in msg
+    assert "human_goals=False" in msg and "2 of the 2 products have an instruction" in msg
+    assert "num_products=None" in msg
+    # the hint works
+    assert len(_env(catalog="webshop", data_path=root, human_goals=False).goal_indices) == 3
+
+
+def test_human_goal_options_keep_their_list_form(tmp_path):
+    cat = load_webshop_catalog(_write_webshop(tmp_path))
+    (g,) = cat.goals
+    assert g.option_list and g.to_webshop_dict()["goal_options"] == ["16 oz | 1 pack"]
+
+
+@pytest.mark.parametrize("bad", [float("inf"), float("nan"), 2.7, "1", True])
+def test_bad_goal_index_is_a_clear_error(bad):
+    env = _env(num_products=300)
+    with pytest.raises(ValueError, match=r"goal_index must be an integer in \[0, "):
+        env.reset(options={"goal_index": bad})

@@ -6,9 +6,14 @@ Formats (as Search-R1 / FlashRAG ship them):
   (the first line of ``contents`` is the title). Objects with ``title`` and ``text``
   fields instead of ``contents`` are accepted too.
 * QA JSONL or parquet: ``question``, ``golden_answers`` (a list or a string), optional
-  ``data_source`` and ``id``. Search-R1's processed parquet files also carry the answers
-  in ``reward_model.ground_truth.target``; that is used when ``golden_answers`` is absent.
+  ``data_source`` and ``id``. Search-R1's processed files also carry the answers in
+  ``reward_model.ground_truth.target``, where ``reward_model`` is an object or that object
+  as a JSON string (as some exports write it); that is used when ``golden_answers`` is absent.
   Parquet needs ``pyarrow`` (``pip install pyarrow``).
+* ``data_source`` (per question, reported in ``info`` and per-source metrics as in Search-R1):
+  the record's own ``data_source`` field when present, else the name of the folder holding
+  the QA file (Search-R1 keeps one folder per data set, e.g. ``nq_search/train.parquet``
+  -> ``nq_search``).
 
 A data directory (argument ``data_dir`` or the ``SEARCHQA_DATA`` environment variable)
 holds ``corpus.jsonl`` and one QA file per split: ``train.jsonl`` / ``train.parquet``,
@@ -130,10 +135,21 @@ def load_corpus_jsonl(path: str | os.PathLike) -> list[Document]:
     return docs
 
 
-def _answers_of(obj: dict[str, Any]) -> Any:
+def _answers_of(path: Path, line: int, obj: dict[str, Any]) -> Any:
     if "golden_answers" in obj:
         return obj["golden_answers"]
-    gt = (obj.get("reward_model") or {}).get("ground_truth") if isinstance(obj.get("reward_model"), dict) else None
+    rm = obj.get("reward_model")
+    if isinstance(rm, str):
+        try:
+            rm = json.loads(rm)  # JSON only: nothing in a data file runs code
+        except json.JSONDecodeError as e:
+            raise _bad(path, line, f"field 'reward_model' is a string but not JSON ({e.msg})") from None
+    gt = rm.get("ground_truth") if isinstance(rm, dict) else None
+    if isinstance(gt, str):
+        try:
+            gt = json.loads(gt)
+        except json.JSONDecodeError:
+            gt = {"target": [gt]}  # a bare answer string
     if isinstance(gt, dict) and "target" in gt:
         return gt["target"]
     return None
@@ -143,9 +159,10 @@ def _qa_item(path: Path, line: int, obj: dict[str, Any], index: int, default_sou
     q = obj.get("question")
     if not isinstance(q, str) or not q.strip():
         raise _bad(path, line, "missing or empty field 'question'")
-    answers = _answers_of(obj)
+    answers = _answers_of(path, line, obj)
     if answers is None:
-        raise _bad(path, line, "missing field 'golden_answers'")
+        raise _bad(path, line, "no answers: expected a 'golden_answers' field or "
+                               "'reward_model' with 'ground_truth': {'target': [...]}")
     if isinstance(answers, str):
         answers = [answers]
     try:
@@ -154,7 +171,7 @@ def _qa_item(path: Path, line: int, obj: dict[str, Any], index: int, default_sou
         raise _bad(path, line, "field 'golden_answers' must be a list of strings") from None
     if not answers:
         raise _bad(path, line, "field 'golden_answers' is empty")
-    qid = str(obj.get("id", f"{default_source}-{index}"))
+    qid = str(obj.get("id", f"{path.stem}-{index}"))
     source = obj.get("data_source") or default_source
     return QAItem(qid, q.strip(), tuple(answers), str(source))
 
@@ -172,7 +189,8 @@ def load_qa(path: str | os.PathLike) -> list[QAItem]:
             f"{path}: unknown QA format {suffix or '(no extension)'!r}; use .jsonl or .parquet")
     if not path.is_file():
         raise DataFormatError(f"{path}: no such file")
-    source = path.stem
+    # data_source falls back to the folder name (Search-R1: one folder per data set)
+    source = path.resolve().parent.name or path.stem
     if suffix == ".parquet":
         try:
             import pyarrow.parquet as pq
@@ -205,6 +223,8 @@ def load_data_dir(data_dir: str | os.PathLike, *, need_corpus: bool = True) -> Q
     docs: list[Document] = []
     if corpus.is_file():
         docs = load_corpus_jsonl(corpus)
+        if not docs and need_corpus:
+            raise DataFormatError(f"{corpus}: the corpus file holds no passages")
     elif need_corpus:
         raise DataFormatError(f"{root}: no corpus.jsonl (needed unless a remote retriever serves the corpus)")
     splits = {}
@@ -212,6 +232,8 @@ def load_data_dir(data_dir: str | os.PathLike, *, need_corpus: bool = True) -> Q
         p = find_qa_file(root, split)
         if p is not None:
             splits[split] = load_qa(p)
+            if not splits[split]:
+                raise DataFormatError(f"{p}: the QA file holds no questions")
     if not splits:
         raise DataFormatError(f"{root}: no QA file (train.jsonl, test.jsonl, train.parquet, ...)")
     return QAData(docs, splits, str(root))

@@ -26,7 +26,7 @@ from t2po_gym.envs.searchqa.world import WorldConfig, generate_world
 from t2po_gym.protocol import ParsedResponse, Projection, parse_response, project_search_response, sanitize_text
 from t2po_gym.search.base import Retriever
 from t2po_gym.search.remote import RetrieverUnavailableError
-from t2po_gym.text_env import ResponseSpec, TextEnv, Transition
+from t2po_gym.text_env import ResponseSpec, TextEnv, Transition, option_index
 
 __all__ = ["SearchQAEnv", "load_searchqa_data", "SEARCH_TAG", "ANSWER_TAG", "ACTION_FORMS"]
 
@@ -77,8 +77,12 @@ def _load_files(corpus_key, qa_key, split: str, need_corpus: bool) -> QAData:
     if qa_key is None:
         raise ValueError("corpus_path was given without qa_path: pass the QA file too")
     questions = load_qa(qa_key[0])
+    if not questions:
+        raise ValueError(f"{qa_key[0]}: the QA file holds no questions")
     docs = load_corpus_jsonl(corpus_key[0]) if corpus_key else []
     if not docs and need_corpus:
+        if corpus_key:
+            raise ValueError(f"{corpus_key[0]}: the corpus file holds no passages")
         raise ValueError("qa_path was given without corpus_path: pass the corpus JSONL too, "
                          "or use a remote retriever URL")
     return QAData(docs, {split: questions}, f"{corpus_key and corpus_key[0]} + {qa_key[0]}")
@@ -286,10 +290,7 @@ class SearchQAEnv(TextEnv):
                 raise ValueError(f"no question with qid {options['qid']!r} in split {self.split!r}")
             item = match[0]
         elif "question_index" in options:
-            i = int(options["question_index"])
-            if not 0 <= i < len(qs):
-                raise ValueError(f"question_index must be in [0, {len(qs)}), got {i}")
-            item = qs[i]
+            item = qs[option_index(options["question_index"], "question_index", len(qs))]
         else:
             item = qs[int(self.np_random.integers(len(qs)))]
         self._item = item

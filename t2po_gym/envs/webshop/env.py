@@ -14,7 +14,7 @@ from t2po_gym.envs.webshop.reward import REWARD_VARIANTS, TYPE_WORD_MODES
 from t2po_gym.envs.webshop.shop import BUY_NOW, NEXT_PAGE, PREV_PAGE, Shop
 from t2po_gym.protocol import sanitize_text
 from t2po_gym.search.base import Retriever
-from t2po_gym.text_env import TextEnv, Transition
+from t2po_gym.text_env import TextEnv, Transition, option_index
 
 __all__ = ["WebShopEnv", "parse_webshop_command", "catalog_retriever"]
 
@@ -196,7 +196,7 @@ class WebShopEnv(TextEnv):
                                    data_path=data_path, human_goals=human_goals)
         self.goal_indices = self.catalog.split(split)
         if len(self.goal_indices) == 0:
-            raise ValueError(f"the catalog {self.catalog.source} has no goals in split {split!r}")
+            raise ValueError(_no_goals_message(self.catalog, split, human_goals, num_products))
         self.split = split
         self.retriever = catalog_retriever(self.catalog, search_engine)
         self.shop = Shop(self.catalog, self._search, show_attrs=show_attrs, type_mode=type_words,
@@ -211,9 +211,7 @@ class WebShopEnv(TextEnv):
 
     def _reset_game(self, seed: int | None, options: dict[str, Any]) -> tuple[str, str]:
         if "goal_index" in options:
-            idx = int(options["goal_index"])
-            if not 0 <= idx < len(self.catalog.goals):
-                raise ValueError(f"goal_index must be in [0, {len(self.catalog.goals)}), got {idx}")
+            idx = option_index(options["goal_index"], "goal_index", len(self.catalog.goals))
         else:
             idx = int(self.goal_indices[int(self.np_random.integers(len(self.goal_indices)))])
         self.goal_index = idx
@@ -337,6 +335,26 @@ class WebShopEnv(TextEnv):
                         return f"click[{v}]"
             return f"click[{BUY_NOW.lower()}]"
         return None
+
+
+def _no_goals_message(catalog: Catalog, split: str, human_goals: bool, num_products: int | None) -> str:
+    """Why a split is empty, what the catalog does hold, and how to ask for it."""
+    n = len(catalog.goals)
+    per_split = {name: len(catalog.split(name)) for name in ("test", "train", "all")} if n else {}
+    held = ", ".join(f"{k}: {v}" for k, v in per_split.items()) or "none in any split"
+    with_ins = sum(1 for p in catalog.products if p.instruction_text and p.instruction_attributes)
+    hints = []
+    if n:
+        hints.append("split='all' (or a split listed above)")
+    if human_goals:
+        hints.append(f"human_goals=False (synthetic goals from items_ins_v2: {with_ins} of the "
+                     f"{len(catalog.products)} products have an instruction)")
+    if num_products is not None:
+        hints.append("num_products=None (the whole products file)")
+    kind = "human goals (items_human_ins.json)" if human_goals else "synthetic goals"
+    return (f"{catalog.source}: no goals in split {split!r}. The {len(catalog.products)} products loaded "
+            f"give {n} {kind} ({held}; test = goals [0, 500), train = [500, n)). "
+            + ("Ask for them with " + " or ".join(hints) + "." if hints else ""))
 
 
 def goal_indices_array(env: WebShopEnv) -> np.ndarray:
