@@ -6,7 +6,19 @@ over all episodes of a rollout. A *group* is the set of episodes that started fr
 the same seed (same task); an *anchor group* is the set of steps, within one group,
 taken from the same anchor state (GiGPO).
 
-Conventions, the same in every estimator:
+Two families live here.
+
+**Released** (the default of the trainer, :func:`released_row_advantages`): GiGPO / T2PO /
+GRPO exactly as the released pipeline computes them (WillDreamer/T2PO-ICML
+``recipe/world_agent/ppo/core_algos.py`` and ``ray_trainer.py``, verl-agent's ``gigpo`` core):
+every *step row* (one turn) is a sample of its group's episode baseline
+(``compute_mean_std_cross_steps=True``), the invalid-action penalty is subtracted once from
+that row's score and from its discounted step return, the std is ``torch.std`` (unbiased)
+and ``eps = 1e-6``.
+
+**Trajectory-level** (``TrainConfig.advantage_variant="trajectory"``, this project's earlier
+estimator): :func:`group_normalize`, :func:`grpo_advantages`, :func:`gigpo_advantages` on
+rewards shaped per step by :func:`shape_rewards`. Its conventions:
 
 * a group of size 1 has nothing to compare with: its advantage is 0;
 * a group whose values are all equal gets advantage 0 (no signal, no NaN);
@@ -22,6 +34,9 @@ import torch
 
 __all__ = [
     "NORM_MODES",
+    "ADVANTAGE_VARIANTS",
+    "released_group_normalize",
+    "released_row_advantages",
     "group_normalize",
     "discounted_returns",
     "gae",
@@ -36,6 +51,8 @@ __all__ = [
 ]
 
 NORM_MODES = ("mean_norm", "mean_std_norm")
+#: ``released``: step-row baseline as the released pipeline; ``trajectory``: our earlier one.
+ADVANTAGE_VARIANTS = ("released", "trajectory")
 
 
 def _check_mode(mode: str) -> None:
@@ -169,21 +186,51 @@ def grpo_advantages(
     return group_normalize(episode_returns, group_ids, mode, eps)
 
 
-def anchor_group_ids(group_ids: Sequence[int], anchors: Sequence[Hashable]) -> torch.Tensor:
+def anchor_group_ids(
+    group_ids: Sequence[int], anchors: Sequence[Hashable], similarity: float | None = None
+) -> torch.Tensor:
     """Integer ids of the anchor groups: steps share an id iff same group and same anchor.
+
+    With ``similarity`` (in (0, 1)), anchors are text and grouped as the released
+    ``build_step_group(enable_similarity=True)`` does (``core_algos.py`` ``build_step_group``
+    and ``are_similar``): within a group, in order, a step joins the first cluster whose
+    *first* anchor has ``difflib.SequenceMatcher(None, a, rep).ratio() >= similarity``,
+    else it opens a new cluster. The Search-QA script sets 0.9
+    (``examples/search_agent_trainer/train_search.sh:L21-22``).
 
     Args:
         group_ids: ``[S]`` group (task) of the episode each step belongs to.
         anchors: ``[S]`` anchor keys (the raw env observation before the step).
+        similarity: ``None`` for exact matching.
 
     Returns:
         long tensor ``[S]``, ids numbered in order of first appearance.
     """
     if len(group_ids) != len(anchors):
         raise ValueError(f"{len(group_ids)} group ids but {len(anchors)} anchors")
-    table: dict[tuple, int] = {}
-    ids = [table.setdefault((int(g), a), len(table)) for g, a in zip(group_ids, anchors)]
-    return torch.tensor(ids, dtype=torch.long)
+    if similarity is None:
+        table: dict[tuple, int] = {}
+        ids = [table.setdefault((int(g), a), len(table)) for g, a in zip(group_ids, anchors)]
+        return torch.tensor(ids, dtype=torch.long)
+    if not 0.0 < similarity < 1.0:
+        raise ValueError(f"anchor similarity must be in (0, 1), got {similarity}")
+    from difflib import SequenceMatcher
+
+    clusters: dict[int, list[tuple[str, int]]] = {}
+    out, n = [], 0
+    for g, a in zip(group_ids, anchors):
+        if not isinstance(a, str):
+            raise TypeError(f"similarity-based anchor groups need text anchors, got {type(a).__name__}")
+        reps = clusters.setdefault(int(g), [])
+        for rep, cid in reps:
+            if SequenceMatcher(None, a, rep).ratio() >= similarity:
+                out.append(cid)
+                break
+        else:
+            reps.append((a, n))
+            out.append(n)
+            n += 1
+    return torch.tensor(out, dtype=torch.long)
 
 
 def gigpo_advantages(
@@ -374,3 +421,147 @@ def clip_invalid_advantages(advantages: torch.Tensor, valid: torch.Tensor) -> to
     if valid.shape != advantages.shape:
         raise ValueError(f"valid has shape {tuple(valid.shape)}, advantages {tuple(advantages.shape)}")
     return torch.where(valid, advantages, advantages.clamp(max=0.0))
+
+
+# ---------------------------------------------------------------- released pipeline
+
+
+def released_group_normalize(
+    values: torch.Tensor,
+    group_ids: torch.Tensor,
+    mode: str = "mean_std_norm",
+    eps: float = 1e-6,
+    *,
+    singleton: str = "zero_mean",
+) -> torch.Tensor:
+    """Group normalisation as the released ``episode_norm_reward`` / ``step_norm_reward`` do it.
+
+    For an element i of group g with members G(g), ``n = |G|``::
+
+        mean_g = (1/n) sum_j v_j
+        std_g  = sqrt(1/(n-1) sum_j (v_j - mean_g)^2)     torch.std: unbiased (Bessel)
+        A_i    = (v_i - mean_g) / (std_g + eps)           mode "mean_std_norm"
+        A_i    =  v_i - mean_g                            mode "mean_norm"
+
+    A group of one element has ``std = 1`` and ``mean = 0`` (``singleton="zero_mean"``: the
+    episode term, ``core_algos.py:L1106-1108``, so a lone row keeps its raw score) or
+    ``mean = v_i`` (``singleton="self"``: the step term, ``core_algos.py:L1248-1250``, so a
+    lone anchor gets 0). A group whose values are all equal gets ``0 / (0 + eps) = 0``.
+
+    Args:
+        values: float ``[N]``.
+        group_ids: integer ``[N]``.
+        mode: ``"mean_std_norm"`` or ``"mean_norm"``.
+        eps: added to the std (1e-6 in the released code).
+        singleton: ``"zero_mean"`` or ``"self"``.
+
+    Returns:
+        float32 ``[N]``.
+    """
+    _check_mode(mode)
+    if singleton not in ("zero_mean", "self"):
+        raise ValueError(f"singleton must be 'zero_mean' or 'self', got {singleton!r}")
+    values = torch.as_tensor(values, dtype=torch.float64)
+    group_ids = torch.as_tensor(group_ids)
+    if values.shape != group_ids.shape or values.dim() != 1:
+        raise ValueError(f"values and group_ids must be 1-D of the same shape, got {tuple(values.shape)} and {tuple(group_ids.shape)}")
+    if values.numel() == 0:
+        return values.float()
+    _, inverse = torch.unique(group_ids, return_inverse=True)
+    k = int(inverse.max()) + 1
+    count = torch.zeros(k, dtype=torch.float64).index_add_(0, inverse, torch.ones_like(values))
+    mean = torch.zeros(k, dtype=torch.float64).index_add_(0, inverse, values) / count
+    sq = torch.zeros(k, dtype=torch.float64).index_add_(0, inverse, (values - mean[inverse]) ** 2)
+    std = torch.where(count > 1, (sq / (count - 1).clamp_min(1)).sqrt(), torch.ones_like(count))
+    if singleton == "zero_mean":
+        mean = torch.where(count > 1, mean, torch.zeros_like(mean))
+    centred = values - mean[inverse]
+    out = centred / (std[inverse] + eps) if mode == "mean_std_norm" else centred
+    return out.float()
+
+
+def released_row_advantages(
+    step_rewards: torch.Tensor,
+    step_penalty: torch.Tensor,
+    step_episode: torch.Tensor,
+    episode_group_ids: torch.Tensor,
+    step_anchor_ids: torch.Tensor | None = None,
+    *,
+    gamma: float = 0.95,
+    mode: str = "mean_std_norm",
+    step_weight: float = 1.0,
+    eps: float = 1e-6,
+) -> torch.Tensor:
+    """GiGPO / T2PO (or, with ``step_anchor_ids=None``, GRPO) per step row, as released.
+
+    Rows are turns; the rows of one episode are consecutive and in turn order. With
+    ``r_t`` the env reward of row t (after ``reward_scale``), ``p_t`` its penalty
+    (``invalid_action_penalty * [action invalid]``, plus the format penalty if any) and
+    ``i(t)`` its episode, group ``g`` and anchor group ``a``::
+
+        R_i      = sum_{t in i} r_t                      episode_rewards (rollout_loop.py:L786)
+        score_t  = R_i(t) - p_t                          EpisodeRewardManager puts R_i on the row's
+                                                         last token, apply_invalid_action_penalty
+                                                         subtracts p_t there (ray_trainer.py:L85)
+        G_t      = sum_{k >= t} gamma^(k-t) r_k - p_t    compute_step_discounted_returns runs
+                                                         before the penalty (ray_trainer.py:L904,
+                                                         L999), then step_rewards -= p_t (L88)
+        A_E(t)   = norm over the rows of g (score_t)     episode_norm_reward with
+                                                         compute_mean_std_cross_steps=True
+                                                         (core_algos.py:L1098-L1104)
+        A_S(t)   = norm over the rows of a (G_t)         step_norm_reward (core_algos.py:L1215)
+        A(t)     = A_E(t) + w * A_S(t)                   compute_gigpo_outcome_advantage
+                                                         (core_algos.py:L501)
+
+    ``norm`` is :func:`released_group_normalize` (unbiased std, ``eps``; ``mean_std_norm``
+    divides by it, ``mean_norm`` does not). Because every row of the group is a sample, a
+    long episode weighs more in the baseline than a short one, and a row's own penalty
+    moves it against the baseline. GRPO (``step_anchor_ids=None``) is ``A_E`` alone, as the
+    released ``compute_grpo_outcome_advantage`` with ``norm_adv_by_std_in_grpo=True`` (pass
+    ``mode="mean_std_norm"``).
+
+    Args:
+        step_rewards: ``[S]`` env reward of every row.
+        step_penalty: ``[S]`` penalty of every row (>= 0).
+        step_episode: ``[S]`` episode index in ``[0, B)`` of every row.
+        episode_group_ids: ``[B]`` group (task) of every episode.
+        step_anchor_ids: ``[S]`` anchor-group ids (:func:`anchor_group_ids`), or ``None`` (GRPO).
+        gamma: discount of the step returns.
+        mode: ``"mean_std_norm"`` or ``"mean_norm"``.
+        step_weight: ``w``.
+
+    Returns:
+        float32 ``[S]``.
+    """
+    _check_mode(mode)
+    r = torch.as_tensor(step_rewards, dtype=torch.float64)
+    pen = torch.as_tensor(step_penalty, dtype=torch.float64)
+    ep = torch.as_tensor(step_episode, dtype=torch.long)
+    groups = torch.as_tensor(episode_group_ids, dtype=torch.long)
+    if not (r.shape == pen.shape == ep.shape) or r.dim() != 1:
+        raise ValueError(
+            f"step_rewards, step_penalty and step_episode must be 1-D of one shape, got "
+            f"{tuple(r.shape)}, {tuple(pen.shape)}, {tuple(ep.shape)}"
+        )
+    if r.numel() == 0:
+        return r.float()
+    if int(ep.min()) < 0 or int(ep.max()) >= groups.numel():
+        raise ValueError(f"step_episode must index the {groups.numel()} episodes, got values in [{int(ep.min())}, {int(ep.max())}]")
+    if bool((ep[1:] < ep[:-1]).any()):
+        raise ValueError("the rows of an episode must be consecutive and in episode order (step_episode non-decreasing)")
+    ep_return = torch.zeros(groups.numel(), dtype=torch.float64).index_add_(0, ep, r)
+    score = ep_return[ep] - pen
+    a_e = released_group_normalize(score, groups[ep], mode, eps, singleton="zero_mean")
+    if step_anchor_ids is None:
+        return a_e
+    anchors = torch.as_tensor(step_anchor_ids, dtype=torch.long)
+    if anchors.shape != r.shape:
+        raise ValueError(f"step_anchor_ids has shape {tuple(anchors.shape)}, rows {tuple(r.shape)}")
+    returns = torch.zeros_like(r)
+    running, prev = 0.0, -1
+    for t in range(r.numel() - 1, -1, -1):  # backwards, restarting at each episode's last row
+        e = int(ep[t])
+        running = float(r[t]) + (gamma * running if e == prev else 0.0)
+        returns[t], prev = running, e
+    a_s = released_group_normalize(returns - pen, anchors, mode, eps, singleton="self")
+    return (a_e + step_weight * a_s).float()

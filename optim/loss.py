@@ -104,15 +104,19 @@ def clipped_policy_loss(
     mask: torch.Tensor,
     clip_eps: float = 0.2,
     clip_eps_high: float | None = None,
+    *,
+    dual_clip_c: float | None = None,
 ) -> tuple[torch.Tensor, PolicyLossStats]:
-    """PPO's clipped surrogate, token-mean over masked-in tokens.
+    """PPO's clipped surrogate, token-mean over masked-in tokens (with optional dual clip).
 
     ::
 
         ratio     = exp(logp - logp_old)
         pg_loss1  = -A * ratio
         pg_loss2  = -A * clip(ratio, 1 - eps, 1 + eps_high)
-        loss      = token_mean(max(pg_loss1, pg_loss2))
+        clipped   = max(pg_loss1, pg_loss2)
+        pg_loss   = min(-A * c, clipped)  where A < 0, else clipped      (dual clip, c > 1)
+        loss      = token_mean(pg_loss)
         approx_kl = token_mean((ratio - 1) - log ratio)         (k3 estimator, >= 0)
         clipfrac  = token_mean(|ratio - 1| > eps)
 
@@ -122,7 +126,13 @@ def clipped_policy_loss(
         advantages: ``[B, L]``, or ``[B]`` broadcast over the row's tokens.
         mask: ``[B, L]`` 1 on response tokens.
         clip_eps: lower clip; ``clip_eps_high`` defaults to it (set higher for "clip-higher").
+        dual_clip_c: the dual-clip bound c (Ye et al. 2020, arXiv:1912.09729): a token with a
+            negative advantage loses at most ``-A * c`` however large its ratio, as verl's
+            ``compute_policy_loss`` with ``clip_ratio_c=3.0`` does in the released code
+            (``recipe/world_agent/ppo/core_algos.py:L671-732``). ``None``: plain PPO.
     """
+    if dual_clip_c is not None and not dual_clip_c > 1.0:
+        raise ValueError(f"dual_clip_c must be > 1, got {dual_clip_c}")
     if advantages.dim() == 1:
         advantages = advantages.unsqueeze(1)
     eps_high = clip_eps if clip_eps_high is None else clip_eps_high
@@ -132,7 +142,10 @@ def clipped_policy_loss(
     ratio = torch.exp(log_ratio)
     pg_loss1 = -advantages * ratio
     pg_loss2 = -advantages * torch.clamp(ratio, 1.0 - clip_eps, 1.0 + eps_high)
-    loss = masked_mean(torch.maximum(pg_loss1, pg_loss2), mask)
+    clipped = torch.maximum(pg_loss1, pg_loss2)
+    if dual_clip_c is not None:
+        clipped = torch.where(advantages < 0, torch.minimum(-advantages * dual_clip_c, clipped), clipped)
+    loss = masked_mean(clipped, mask)
     with torch.no_grad():
         approx_kl = masked_mean((ratio - 1.0) - log_ratio, mask)
         clipfrac = masked_mean(((ratio - 1.0).abs() > clip_eps).float(), mask)

@@ -113,11 +113,17 @@ def build_samples(
         values: PPO only: per trajectory, the critic's value of every turn's prompt.
     """
     trajs: list[Trajectory] = rollout.trajectories
+
+    def env_rewards(tr: Trajectory) -> torch.Tensor:
+        # reward_from_won: 1[won] on the last turn instead of the env's reward (released WebShop)
+        r = [float(tr.won and j == len(tr.turns) - 1) if cfg.reward_from_won else t.reward for j, t in enumerate(tr.turns)]
+        return cfg.reward_scale * torch.tensor(r, dtype=torch.float32)
+
     shaped: list[torch.Tensor] = []
     for tr in trajs:
         shaped.append(
             adv.shape_rewards(
-                cfg.reward_scale * torch.tensor([t.reward for t in tr.turns], dtype=torch.float32),
+                env_rewards(tr),
                 torch.tensor([t.action_valid for t in tr.turns], dtype=torch.float32),
                 torch.tensor([t.format_valid for t in tr.turns], dtype=torch.float32),
                 invalid_action_penalty=cfg.invalid_action_penalty,
@@ -129,14 +135,35 @@ def build_samples(
     per_turn_adv: list[torch.Tensor]
     rets: list[torch.Tensor] = [torch.zeros(len(tr.turns)) for tr in trajs]
     vals: list[torch.Tensor] = [torch.zeros(len(tr.turns)) for tr in trajs]
-    if cfg.algo == "grpo":
+    released = cfg.advantage_variant == "released" and cfg.algo in ("grpo", "gigpo", "t2po")
+    if released:
+        # the released pipeline: penalties once per turn row, step-row baseline, unbiased std
+        step_ep = torch.tensor([i for i, tr in enumerate(trajs) for _ in tr.turns], dtype=torch.long)
+        pen = torch.tensor(
+            [cfg.invalid_action_penalty * (not t.action_valid) + cfg.format_penalty * (not t.format_valid)
+             for tr in trajs for t in tr.turns], dtype=torch.float32,
+        )
+        anchors = None if cfg.algo == "grpo" else adv.anchor_group_ids(
+            [tr.group for tr in trajs for _ in tr.turns], [t.anchor for tr in trajs for t in tr.turns],
+            similarity=cfg.anchor_similarity,
+        )
+        a = adv.released_row_advantages(
+            torch.cat([env_rewards(tr) for tr in trajs]) if trajs else torch.zeros(0), pen, step_ep, ep_groups, anchors,
+            gamma=cfg.gamma, mode="mean_std_norm" if cfg.algo == "grpo" else cfg.norm_mode, step_weight=cfg.step_weight,
+        )
+        per_turn_adv, k = [], 0
+        for tr in trajs:
+            per_turn_adv.append(a[k : k + len(tr.turns)])
+            k += len(tr.turns)
+    elif cfg.algo == "grpo":
         a = adv.grpo_advantages(ep_returns, ep_groups, mode="mean_std_norm")
         per_turn_adv = [torch.full((len(tr.turns),), float(a[i])) for i, tr in enumerate(trajs)]
     elif cfg.algo in ("gigpo", "t2po"):
         step_returns = torch.cat([adv.discounted_returns(r, cfg.gamma) for r in shaped]) if trajs else torch.zeros(0)
         step_ep = torch.tensor([i for i, tr in enumerate(trajs) for _ in tr.turns], dtype=torch.long)
         anchors = adv.anchor_group_ids(
-            [tr.group for tr in trajs for _ in tr.turns], [t.anchor for tr in trajs for t in tr.turns]
+            [tr.group for tr in trajs for _ in tr.turns], [t.anchor for tr in trajs for t in tr.turns],
+            similarity=cfg.anchor_similarity,
         )
         fn = adv.t2po_advantages if cfg.algo == "t2po" else adv.gigpo_advantages
         a = fn(ep_returns, ep_groups, step_returns, step_ep, anchors, mode=cfg.norm_mode, step_weight=cfg.step_weight)
@@ -304,6 +331,7 @@ class Trainer:
         return SamplingConfig(
             temperature=self.cfg.temperature,
             top_p=self.cfg.top_p,
+            top_k=self.cfg.top_k,
             max_new_tokens=self.cfg.max_new_tokens,
             seed=self.dist.step_seed(self.cfg.seed, step, 1),  # rank 0: _step_seed(seed, step, 1)
             stop=response_spec_of(self.cfg.env_id).stop,  # the env's stop strings
@@ -390,7 +418,9 @@ class Trainer:
                     if mbp.epoch == 0 and mbp.index == 0 and not pad:
                         d = ((logp.detach() - batch["old_logprobs"]).abs() * mask).max()
                         first_diff = max(first_diff, float(d))
-                    pg, st = clipped_policy_loss(logp, batch["old_logprobs"], batch["advantages"], mask, cfg.clip_eps)
+                    pg, st = clipped_policy_loss(
+                        logp, batch["old_logprobs"], batch["advantages"], mask, cfg.clip_eps, dual_clip_c=cfg.dual_clip_c
+                    )
                     loss = pg
                     with torch.no_grad() if cfg.entropy_coef == 0 else _nullctx():
                         ent = masked_mean(entropy_from_logits(logits), mask)
@@ -619,7 +649,11 @@ class Trainer:
             warnings.warn(f"checkpoint lacks {len(missing.missing_keys)} weights, e.g. {missing.missing_keys[:3]}")
 
     # ------------------------------------------------------------ eval
-    def evaluate(self, split: str | None = None, episodes: int | None = None, temperature: float = 0.0) -> dict[str, float]:
+    def evaluate(self, split: str | None = None, episodes: int | None = None, temperature: float | None = None) -> dict[str, float]:
+        """Evaluate with the config's eval settings (``eval_temperature``/``eval_top_p``/``eval_top_k``,
+        TTI when ``eval_tti``, as the released scripts); ``temperature`` overrides the config's."""
+        eval_cfg = copy.copy(self.cfg)
+        eval_cfg.tti, eval_cfg.tds = self.cfg.eval_tti, False  # the released loop runs TDS only in training
         return evaluate(
             self.pm,
             self.cfg.env_id,
@@ -627,9 +661,12 @@ class Trainer:
             episodes=episodes or self.cfg.eval_episodes,
             env_kwargs=self.cfg.env_kwargs,
             max_new_tokens=self.cfg.max_new_tokens,
-            temperature=temperature,
+            temperature=self.cfg.eval_temperature if temperature is None else temperature,
+            top_p=self.cfg.eval_top_p,
+            top_k=self.cfg.eval_top_k,
+            seed=self.cfg.eval_seed,
             max_turns=self.cfg.max_turns,
-            policy=self.base_policy,
+            policy=wrap_policy(self.base_policy, eval_cfg),
         )
 
 
@@ -642,6 +679,8 @@ def evaluate(
     env_kwargs: dict | None = None,
     max_new_tokens: int = 64,
     temperature: float = 0.0,
+    top_p: float = 1.0,
+    top_k: int = 0,
     seed: int = 0,
     batch: int = 16,
     max_turns: int | None = None,
@@ -650,8 +689,9 @@ def evaluate(
 ) -> dict[str, float]:
     """Success on a fixed held-out set: episodes reset with seeds ``0 .. episodes-1`` of ``split``.
 
-    Uses the unwrapped policy (no TTI / TDS), greedy by default, so two evaluations of the
-    same weights give the same figures. ``reset_options`` are added to every reset (e.g.
+    Uses ``policy`` as given (the trainer passes the unwrapped one, or TTI-wrapped when
+    ``eval_tti``), greedy by default; sampled evaluation (``temperature``, ``top_p``,
+    ``top_k``) is seeded by ``seed``, so two evaluations of the same weights give the same figures. ``reset_options`` are added to every reset (e.g.
     ALFWorld's ``{"game": "seed"}``: episode k plays game k of the split).
     """
     policy = policy or pm.make_policy()
@@ -675,7 +715,7 @@ def evaluate(
                     n_tasks=n,
                     group_size=1,
                     seeds=list(range(seed + k, seed + k + n)),
-                    sampling=SamplingConfig(temperature=temperature, max_new_tokens=max_new_tokens, seed=seed,
+                    sampling=SamplingConfig(temperature=temperature, top_p=top_p, top_k=top_k, max_new_tokens=max_new_tokens, seed=seed,
                                             stop=response_spec_of(env_id).stop),
                     reset_options=options,
                     episode_prefix=f"eval{k}",

@@ -33,17 +33,45 @@ for the arithmetic one. Then about 1 unrelated turn
 in 20 is resampled by chance, while repeated turns still are. These are calibrated on
 a tiny model; :func:`eta_for_rate` computes the same quantile from your own policy's
 turn signals (one rollout, ``TurnDedup.history``), which is the better default.
+
+## ``mode="released"``: the released code, step for step
+
+What WillDreamer/T2PO-ICML runs (``agent_system/multi_turn_rollout/rollout_loop.py``
+``T2PO_multi_turn_loop`` and the recorder of ``recipe/world_agent/workers/rollout/
+vllm_rollout_spmd.py``):
+
+- the turn score is the arithmetic mean of the reference certainty s_t over the turn's
+  tokens after the first 33: the processor records s_t only when more than 32 tokens were
+  generated before it (L190), i.e. for token indices 33, 34, ...; a turn of at most 33
+  tokens has no record and scores 0 (``turn_level_score`` starts at zeros, L504, L559);
+  every generated token counts, the one TTI forced included (its score is taken before
+  forcing, L176-184);
+- from the second turn on (``_step > 0``, L719), a turn is resampled while
+  ``0 < |score_k - score_{k-1}| < eta`` with eta = 0.3 (``eta_threshold``, L636, L723): a
+  delta of exactly 0 (e.g. two short turns) is never resampled; up to ``max_try`` = 2
+  times; the last sample is kept and becomes ``score_{k-1}`` for the next turn (L743).
+
+The released recorder is keyed by a hash of the first 32 generated tokens, never cleared,
+and read back for the first ``batch_size`` keys ever recorded (L72-75, L504-570), so after
+the first call most turns read 0; here each turn's score comes from its own signal and the
+previous score is kept per episode (docs/presets.md lists this among the places we do not
+follow).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, Sequence
 
 from t2po_gym.policies.base import Generation, LLMPolicy, SamplingConfig
 
-__all__ = ["TurnDedup", "TDSConfig", "turn_signal", "eta_for_rate", "DEFAULT_ETA"]
+__all__ = ["TurnDedup", "TDSConfig", "turn_signal", "released_turn_score", "eta_for_rate", "DEFAULT_ETA", "TDS_MODES"]
+
+#: ``paper``: the paper's description; ``released``: the released rollout loop.
+TDS_MODES = ("paper", "released")
+#: Tokens whose score the released recorder skips at the start of a turn (L190: > 32 generated).
+RELEASED_SKIP_TOKENS = 33
 
 #: Resamples use seed + RESAMPLE_SEED_STRIDE * try, so that a seeded turn can change.
 RESAMPLE_SEED_STRIDE = 1_000_003
@@ -71,6 +99,10 @@ class TDSConfig:
             a turn no longer than that uses all its tokens.
         signal: ``"paper"`` or ``"reference"``. The geometric mean needs M_t > 0, so
             the reference signal (which can be negative) requires ``turn_mean="arithmetic"``.
+        mode: ``"paper"`` or ``"released"`` (module docstring). ``"released"`` sets
+            ``signal="reference"``, ``turn_mean="arithmetic"``, ``skip_tokens=33`` (a shorter
+            turn scores 0), eta 0.3 when none is given, resamples only when
+            ``0 < |delta| < eta``, and counts forced tokens in the score.
     """
 
     eta: float | None = None
@@ -78,16 +110,24 @@ class TDSConfig:
     turn_mean: Literal["geometric", "arithmetic"] = "geometric"
     skip_tokens: int = 32
     signal: str = "paper"
+    mode: str = "paper"
+    eta_auto: bool = field(default=False, repr=False, compare=False)
+    """Set when ``eta`` came from :data:`DEFAULT_ETA`, so a copy with another mode or signal
+    picks that one's default again."""
 
     def __post_init__(self) -> None:
+        if self.mode not in TDS_MODES:
+            raise ValueError(f"unknown TDS mode {self.mode!r}: use 'paper' or 'released'")
+        if self.mode == "released":
+            self.signal, self.turn_mean, self.skip_tokens = "reference", "arithmetic", RELEASED_SKIP_TOKENS
         if self.turn_mean not in ("geometric", "arithmetic"):
             raise ValueError(f"unknown turn_mean {self.turn_mean!r}: use 'geometric' or 'arithmetic'")
         if self.signal not in ("paper", "reference"):
             raise ValueError(f"unknown signal {self.signal!r}: use 'paper' or 'reference'")
         if self.signal == "reference" and self.turn_mean == "geometric":
             raise ValueError("the reference signal can be negative: use turn_mean='arithmetic' with it")
-        if self.eta is None:
-            self.eta = DEFAULT_ETA[(self.signal, self.turn_mean)]
+        if self.eta is None or self.eta_auto:
+            self.eta, self.eta_auto = DEFAULT_ETA[(self.signal, self.turn_mean)], True
         if self.max_tries < 0 or self.eta < 0:
             raise ValueError("max_tries and eta must be >= 0")
 
@@ -110,6 +150,15 @@ def turn_signal(
         return math.exp(sum(math.log(max(v, 1e-12)) for v in vals) / len(vals))
     tail = vals[skip_tokens:] if len(vals) > skip_tokens else vals
     return sum(tail) / len(tail)
+
+
+def released_turn_score(signal: Sequence[float], skip_tokens: int = RELEASED_SKIP_TOKENS) -> float:
+    """The released turn score: mean of s_t over token indices >= ``skip_tokens``; 0 when none.
+
+    Every token counts (forced ones too): the released recorder sees every decode step.
+    """
+    tail = [float(v) for v in list(signal)[skip_tokens:]]
+    return sum(tail) / len(tail) if tail else 0.0
 
 
 def eta_for_rate(phis: Sequence[float], rate: float = 0.05) -> float:
@@ -150,7 +199,13 @@ class TurnDedup:
             raise TypeError(f"{type(policy).__name__} is not an LLMPolicy (no generate method)")
         self.policy = policy
         base = config or TDSConfig()
-        self.config = TDSConfig(**{**base.__dict__, **overrides}) if overrides else base
+        if overrides:
+            merged = {**base.__dict__, **overrides}
+            if "eta" in overrides:
+                merged["eta_auto"] = False  # an explicit eta wins
+            self.config = TDSConfig(**merged)
+        else:
+            self.config = base
         inner = getattr(policy, "signal_kind", None)
         if inner is not None and inner != self.config.signal:
             raise ValueError(
@@ -180,13 +235,20 @@ class TurnDedup:
                 "the wrapped policy returned no signal: TDS needs a backend that fills "
                 "Generation.signal (HFPolicy, OpenAIPolicy with logprobs)"
             )
+        if self.config.mode == "released":
+            return released_turn_score(g.signal, self.config.skip_tokens)
         return turn_signal(g.signal, g.forced_mask, self.config.turn_mean, self.config.skip_tokens)
 
     def _stuck(self, episode_id: str | None, phi: float) -> bool:
         if episode_id is None or episode_id not in self.last_phi or math.isnan(phi):
             return False
         prev = self.last_phi[episode_id]
-        return not math.isnan(prev) and abs(phi - prev) < self.config.eta
+        if math.isnan(prev):
+            return False
+        delta = abs(phi - prev)
+        if self.config.mode == "released":
+            return 0.0 < delta < self.config.eta  # rollout_loop.py:L723
+        return delta < self.config.eta
 
     def generate(
         self,

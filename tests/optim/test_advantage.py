@@ -115,11 +115,11 @@ def test_reward_scale_weighs_success_against_the_absolute_penalties():
     win = Trajectory(0, 0, 7, [turn(0.0, False)] * 12 + [turn(1.0, True)], won=True)  # return scale - 1.2
     safe = Trajectory(0, 1, 7, [turn(0.0, True)] * 13)  # return 0
     for scale, sign in ((1.0, -1.0), (10.0, 1.0)):
-        a = [s.advantage for s in build_samples(Rollout([win, safe]), preset("grpo", reward_scale=scale))]
+        a = [s.advantage for s in build_samples(Rollout([win, safe]), preset("grpo", reward_scale=scale, advantage_variant="trajectory"))]
         # mean_std_norm over the pair: +-1 with the sign of (scale - 1.2)
         assert a[:13] == pytest.approx([sign] * 13, abs=1e-4) and a[13:] == pytest.approx([-sign] * 13, abs=1e-4)
         # GiGPO's mean_norm keeps the magnitude: the episode advantage is (scale - 1.2) / 2
-        g = build_samples(Rollout([win, safe]), preset("gigpo", reward_scale=scale, step_weight=0.0))
+        g = build_samples(Rollout([win, safe]), preset("gigpo", reward_scale=scale, step_weight=0.0, advantage_variant="trajectory", norm_mode="mean_norm"))
         assert g[0].advantage == pytest.approx((scale - 1.2) / 2)
     with pytest.raises(ValueError, match="reward_scale"):
         preset("t2po", reward_scale=0.0)
@@ -152,10 +152,13 @@ def test_center_turns_makes_each_groups_turns_sum_to_zero():
 
     ro = Rollout(group(0) + group(1))
     for algo in ("grpo", "gigpo", "t2po"):
-        plain = [s.advantage for s in build_samples(ro, preset(algo))]
-        centred = [s.advantage for s in build_samples(ro, preset(algo, center_turns=True))]
+        plain = [s.advantage for s in build_samples(ro, preset(algo, advantage_variant="trajectory"))]
+        centred = [s.advantage for s in build_samples(ro, preset(algo, center_turns=True, advantage_variant="trajectory"))]
         n = len(plain) // 2
         assert sum(plain[:n]) < -0.1  # the bias this option removes
+        # the released step-row baseline (every turn a sample) has no such bias to begin with
+        released = [s.advantage for s in build_samples(ro, preset(algo))]
+        assert sum(released[:n]) == pytest.approx(0.0, abs=1e-4)
         assert sum(centred[:n]) == pytest.approx(0.0, abs=1e-5)
         assert sum(centred[n:]) == pytest.approx(0.0, abs=1e-5)
         # a shift per group: differences between turns are unchanged
@@ -228,3 +231,169 @@ def test_clip_invalid_in_build_samples_never_reinforces_a_slip():
         both = [s.advantage for s in build_samples(ro, preset(algo, clip_invalid_advantages=True,
                                                                negative_advantage_scale=0.0))]
         assert both[1] == 0.0 and both[2] == 0.0 and all(x >= 0 for x in both)
+
+
+# ------------------------------------------------------------------ the released pipeline
+# Each case separates one difference between the released advantage
+# (WillDreamer/T2PO-ICML recipe/world_agent/ppo/core_algos.py, ray_trainer.py) and the
+# project's earlier trajectory-level estimator, through build_samples as the trainer calls it.
+
+
+def _turn(reward, anchor, valid=True):
+    from optim.rollout import Turn
+
+    return Turn([1], [2], [-0.5], [0], reward, anchor, True, valid)
+
+
+def _adv(trajs, algo="gigpo", **kw):
+    from optim.config import preset
+    from optim.rollout import Rollout
+    from optim.trainer import build_samples
+
+    return [s.advantage for s in build_samples(Rollout(trajs), preset(algo, **kw))]
+
+
+def test_released_episode_baseline_is_over_step_rows():
+    """episode_norm_reward with compute_mean_std_cross_steps=True (core_algos.py:L1098-1104):
+    every turn row is a sample. Rows [10 | 0, 0, 0]: mean 2.5, not the trajectories' 5."""
+    from optim.rollout import Trajectory
+
+    trajs = [Trajectory(0, 0, 1, [_turn(1.0, "a")], won=True), Trajectory(0, 1, 1, [_turn(0.0, "b")] * 3)]
+    kw = dict(reward_scale=10.0, step_weight=0.0, norm_mode="mean_norm")
+    assert _adv(trajs, **kw) == pytest.approx([7.5, -2.5, -2.5, -2.5])
+    assert _adv(trajs, advantage_variant="trajectory", **kw) == pytest.approx([5.0, -5.0, -5.0, -5.0])
+
+
+def test_released_penalty_is_subtracted_once_per_row():
+    """apply_invalid_action_penalty (ray_trainer.py:L85, L88) after
+    compute_step_discounted_returns (L904): the 0.1 penalty of turn 1 lowers turn 1's episode
+    score and step return only, not the episode return of the other rows nor turn 0's return."""
+    from optim.rollout import Trajectory
+
+    a = Trajectory(0, 0, 1, [_turn(0.0, "s0"), _turn(0.0, "s1", valid=False), _turn(1.0, "s2")], won=True)
+    b = Trajectory(0, 1, 1, [_turn(0.0, "s0"), _turn(0.0, "t1"), _turn(0.0, "t2")])
+    # episode term alone: rows A = [10, 9.9, 10], B = [0, 0, 0]; mean 29.9 / 6
+    ep = _adv([a, b], reward_scale=10.0, step_weight=0.0, norm_mode="mean_norm")
+    m = 29.9 / 6
+    assert ep == pytest.approx([10 - m, 9.9 - m, 10 - m, -m, -m, -m], abs=1e-5)
+    # trajectory variant: the penalty is in A's return (9.9) for every row of A
+    old = _adv([a, b], reward_scale=10.0, step_weight=0.0, norm_mode="mean_norm", advantage_variant="trajectory")
+    assert old[:3] == pytest.approx([4.95] * 3)
+    # step term alone (episode term cancels: w huge is not needed, subtract it): anchor s0 holds
+    # A's turn 0 (return 0.95^2 * 10 = 9.025, the later penalty NOT discounted into it) and B's (0)
+    full = _adv([a, b], reward_scale=10.0, step_weight=1.0, norm_mode="mean_norm")
+    assert full[0] - ep[0] == pytest.approx(9.025 / 2, abs=1e-5)
+    full_old = _adv([a, b], reward_scale=10.0, step_weight=1.0, norm_mode="mean_norm", advantage_variant="trajectory")
+    assert full_old[0] - old[0] == pytest.approx(0.95 * (-0.1 + 0.95 * 10) / 2, abs=1e-5)  # 4.465
+    # singleton anchors (s1, s2, t1, t2) get A_S = 0 (step_norm_reward, core_algos.py:L1248-1250)
+    assert full[1:3] == pytest.approx(ep[1:3]) and full[4:] == pytest.approx(ep[4:])
+
+
+def test_released_std_is_unbiased_with_eps_1e6():
+    """torch.std (Bessel) and eps 1e-6 (episode_norm_reward, core_algos.py:L1106-1111):
+    rows [1 | 0] give +-0.5 / (sqrt(0.5) + 1e-6), not +-1."""
+    from optim.rollout import Trajectory
+
+    trajs = [Trajectory(0, 0, 1, [_turn(1.0, "a")], won=True), Trajectory(0, 1, 1, [_turn(0.0, "b")])]
+    expect = 0.5 / (0.5**0.5 + 1e-6)
+    assert _adv(trajs, "grpo", reward_scale=1.0) == pytest.approx([expect, -expect], rel=1e-6)
+    assert _adv(trajs, "gigpo", reward_scale=1.0, norm_mode="mean_std_norm") == pytest.approx([expect, -expect], rel=1e-6)
+    old = _adv(trajs, "grpo", reward_scale=1.0, advantage_variant="trajectory")
+    assert old == pytest.approx([1.0, -1.0], abs=1e-5)
+
+
+def test_released_singleton_group_keeps_its_raw_score():
+    """A group with one row: mean 0, std 1 (core_algos.py:L1106-1108), so the row keeps
+    score / (1 + eps); a lone anchor gets 0; all-equal groups get 0, never NaN."""
+    from optim import advantage as adv
+
+    a = adv.released_row_advantages(
+        torch.tensor([3.0, 1.0, 1.0]), torch.tensor([0.1, 0.0, 0.0]), torch.tensor([0, 1, 2]),
+        torch.tensor([0, 1, 1]), torch.tensor([0, 1, 2]), mode="mean_std_norm",
+    )
+    assert float(a[0]) == pytest.approx(2.9 / (1 + 1e-6), rel=1e-6)
+    assert a[1:].tolist() == pytest.approx([0.0, 0.0])
+    with pytest.raises(ValueError, match="consecutive"):
+        adv.released_row_advantages(torch.zeros(3), torch.zeros(3), torch.tensor([0, 1, 0]), torch.tensor([0, 0]))
+    with pytest.raises(ValueError, match="1-D of one shape"):
+        adv.released_row_advantages(torch.zeros(3), torch.zeros(2), torch.tensor([0, 0, 0]), torch.tensor([0]))
+
+
+def test_released_norm_mode_per_env_and_won_only_reward():
+    """ALFWorld and Search use mean_std_norm, WebShop mean_norm (train_*.sh); WebShop pays 10
+    only for a perfect purchase (env_package/webshop/envs.py:L47-53)."""
+    from optim.config import preset
+    from optim.rollout import Trajectory
+
+    assert preset("gigpo", env="alfworld").norm_mode == "mean_std_norm"
+    assert preset("gigpo", env="search").norm_mode == "mean_std_norm"
+    assert preset("t2po", env="webshop").norm_mode == "mean_norm"
+    partial = Trajectory(0, 0, 1, [_turn(0.0, "a"), _turn(0.5, "b")], won=False, task_score=0.5)
+    full = Trajectory(0, 1, 1, [_turn(0.0, "a"), _turn(1.0, "c")], won=True, task_score=1.0)
+    a = _adv([partial, full], "gigpo", env="webshop", step_weight=0.0)
+    assert a == pytest.approx([-5.0, -5.0, 5.0, 5.0])  # rows [0, 0 | 10, 10], mean 5
+
+
+def _released_reference(trajs, scale, p_inv, gamma, mode, w):
+    """The released loops, transcribed as loops over rows and dicts (for the random check)."""
+    import math
+
+    rows = [(i, t, tr) for i, tr in enumerate(trajs) for t in range(len(tr.turns))]
+    ep_ret = {i: scale * sum(u.reward for u in tr.turns) for i, tr in enumerate(trajs)}
+    pen = [p_inv * (not tr.turns[t].action_valid) for i, t, tr in rows]
+    score = [ep_ret[i] - pen[k] for k, (i, t, tr) in enumerate(rows)]
+    step = []
+    for k, (i, t, tr) in enumerate(rows):
+        g = sum(gamma ** (j - t) * scale * tr.turns[j].reward for j in range(t, len(tr.turns)))
+        step.append(g - pen[k])
+
+    def norm(vals, keys, singleton_zero_mean):
+        groups = {}
+        for v, key in zip(vals, keys):
+            groups.setdefault(key, []).append(v)
+        out = []
+        for v, key in zip(vals, keys):
+            xs = groups[key]
+            if len(xs) == 1:
+                mu, sd = (0.0 if singleton_zero_mean else xs[0]), 1.0
+            else:
+                mu = sum(xs) / len(xs)
+                sd = math.sqrt(sum((x - mu) ** 2 for x in xs) / (len(xs) - 1))
+            out.append(v - mu if mode == "mean_norm" else (v - mu) / (sd + 1e-6))
+        return out
+
+    a_e = norm(score, [tr.group for i, t, tr in rows], True)
+    a_s = norm(step, [(tr.group, tr.turns[t].anchor) for i, t, tr in rows], False)
+    return [x + w * y for x, y in zip(a_e, a_s)]
+
+
+@pytest.mark.parametrize("mode", ["mean_norm", "mean_std_norm"])
+def test_released_matches_a_loop_transcription_on_random_batches(mode):
+    import random
+
+    from optim.rollout import Trajectory
+
+    rng = random.Random(7)
+    for _ in range(20):
+        trajs = []
+        for g in range(3):
+            for m in range(4):
+                n = rng.randint(1, 6)
+                won = rng.random() < 0.4
+                turns = [_turn(float(won and j == n - 1), f"s{rng.randint(0, 3)}", rng.random() < 0.7) for j in range(n)]
+                trajs.append(Trajectory(g, m, g, turns, won=won))
+        got = _adv(trajs, "gigpo", reward_scale=10.0, norm_mode=mode)
+        want = _released_reference(trajs, 10.0, 0.1, 0.95, mode, 1.0)
+        assert got == pytest.approx(want, abs=1e-4)
+
+
+def test_similarity_anchor_groups_follow_build_step_group():
+    """enable_similarity (core_algos.py build_step_group / are_similar): join the first cluster
+    whose first anchor is similar enough, within a task group only."""
+    from optim import advantage as adv
+
+    ids = adv.anchor_group_ids([0, 0, 0, 1], ["You see a red apple.", "You see a red apples.", "Nothing.", "You see a red apple."], similarity=0.9)
+    assert ids.tolist() == [0, 0, 1, 2]
+    assert adv.anchor_group_ids([0, 0], ["ab", "ab"]).tolist() == [0, 0]
+    with pytest.raises(ValueError, match="similarity"):
+        adv.anchor_group_ids([0], ["a"], similarity=1.0)

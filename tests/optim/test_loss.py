@@ -2,6 +2,8 @@
 
 import math
 
+import pytest
+
 import torch
 
 from optim.loss import (
@@ -85,3 +87,24 @@ def test_value_loss_clips():
     assert math.isclose(float(value_loss(v, torch.zeros(1), torch.zeros(1), 0.2)), 0.5)
     # target 1: unclipped 0, clipped (0.2 - 1)^2 = 0.64 -> 0.32
     assert math.isclose(float(value_loss(v, torch.zeros(1), torch.ones(1), 0.2)), 0.32, rel_tol=1e-6)
+
+
+def test_dual_clip_bounds_the_loss_of_negative_advantages():
+    """verl's compute_policy_loss with clip_ratio_c = 3 (released core_algos.py:L671-732):
+    A = -1 at ratio 5 loses min(3, max(5, 1.2)) = 3; A = +1 at ratio 5 is unaffected (-1.2)."""
+    import math
+
+    import torch
+
+    from optim.loss import clipped_policy_loss
+
+    logp = torch.tensor([[math.log(5.0)]])
+    old = torch.zeros(1, 1)
+    mask = torch.ones(1, 1)
+    neg, _ = clipped_policy_loss(logp, old, torch.tensor([-1.0]), mask, 0.2, dual_clip_c=3.0)
+    plain, _ = clipped_policy_loss(logp, old, torch.tensor([-1.0]), mask, 0.2)
+    pos, _ = clipped_policy_loss(logp, old, torch.tensor([1.0]), mask, 0.2, dual_clip_c=3.0)
+    assert float(neg) == pytest.approx(3.0) and float(plain) == pytest.approx(5.0)
+    assert float(pos) == pytest.approx(-1.2)
+    with pytest.raises(ValueError, match="dual_clip_c"):
+        clipped_policy_loss(logp, old, torch.tensor([1.0]), mask, 0.2, dual_clip_c=1.0)

@@ -40,6 +40,7 @@ def test_one_step_on_each_env(tmp_path, tiny, env_id, algo):
         tensorboard=False, entropy_coef=0.01, lr=1e-3,
         # the tiny model thinks for a few tokens only: let TTI fire early
         tti_kwargs={"min_think_tokens": 1, "window": 1, "epsilon": 1.0},
+        tds_kwargs={},  # the paper-mode TDS, to match the paper-mode TTI above (same signal)
     )
     pm = fresh(tiny)
     before = [p.detach().clone() for p in pm.model.parameters()]

@@ -134,3 +134,58 @@ def test_eta_for_rate_by_hand():
         eta_for_rate([0.5])
     with pytest.raises(ValueError, match="rate"):
         eta_for_rate([0.1, 0.2], rate=0.0)
+
+
+# ------------------------------------------------------------------ mode="released"
+# rollout_loop.py T2PO_multi_turn_loop + the recorder of vllm_rollout_spmd.py (WillDreamer/T2PO-ICML)
+
+
+def test_released_turn_score_skips_33_tokens_and_scores_short_turns_0():
+    from t2po_gym.wrappers.tds import released_turn_score
+
+    assert released_turn_score([0.7] * 33) == 0.0  # no record when <= 32 tokens came before (L190)
+    assert released_turn_score([9.0] * 33 + [0.2]) == pytest.approx(0.2)  # 34 tokens: index 33 only
+    assert released_turn_score([9.0] * 33 + [0.2, 0.4]) == pytest.approx(0.3)
+    cfg = TDSConfig(mode="released")
+    assert (cfg.signal, cfg.turn_mean, cfg.skip_tokens, cfg.eta) == ("reference", "arithmetic", 33, 0.3)
+    with pytest.raises(ValueError, match="mode"):
+        TDSConfig(mode="sometimes")
+
+
+def test_released_resamples_only_when_delta_is_strictly_positive():
+    """L723: (entropy_change > 0) & (entropy_change < eta)."""
+    short, long_a, long_b = [0.5] * 33, [0.9] * 33 + [0.5], [0.9] * 33 + [0.6]
+    policy = QueuePolicy({
+        "s": [short, short],                  # 33 tokens twice: 0 and 0, delta exactly 0 -> kept
+        "same": [long_a, long_a],             # identical long turns: delta exactly 0 -> kept
+        "up": [short, long_a, long_b],        # 0 -> 0.5: 0 < 0.5 ... not < 0.3 -> kept
+        "near": [long_a, long_b, long_b, long_a],  # 0.5 -> 0.6: resampled twice, the last kept
+    })
+    tds = TurnDedup(policy, mode="released")
+    ids = ["es", "esame", "eup", "enear"]
+    first = tds.generate(["s", "same", "up", "near"], episode_ids=ids)
+    assert [g.resampled for g in first] == [0, 0, 0, 0]  # _step > 0 (L719): never the first turn
+    second = tds.generate(["s", "same", "up", "near"], episode_ids=ids)
+    assert [g.resampled for g in second] == [0, 0, 0, 2]
+    assert second[3].signal == long_a and tds.last_phi["enear"] == pytest.approx(0.5)
+    # the paper mode resamples the identical turns (delta 0 < eta) that the released one keeps
+    paper = TurnDedup(QueuePolicy({"same": [long_a, long_a, long_a, long_a]}), eta=0.3, turn_mean="arithmetic")
+    paper.generate(["same"], episode_ids=["e"])
+    assert paper.generate(["same"], episode_ids=["e"])[0].resampled == 2
+
+
+def test_released_score_counts_forced_tokens():
+    """The processor scores the forced step too (its score is taken before forcing)."""
+    from t2po_gym.wrappers.tds import released_turn_score
+
+    class Forced(QueuePolicy):
+        def generate(self, prompts, sampling=None, *, episode_ids=None, controller=None, signal=None):
+            gens = super().generate(prompts, sampling, episode_ids=episode_ids, signal=signal)
+            for g in gens:
+                g.forced_mask = [1] * len(g.signal)
+            return gens
+
+    sig = [0.1] * 33 + [0.4]
+    tds = TurnDedup(Forced({"a": [sig]}), mode="released")
+    tds.generate(["a"], episode_ids=["e"])
+    assert tds.last_phi["e"] == pytest.approx(released_turn_score(sig)) == pytest.approx(0.4)

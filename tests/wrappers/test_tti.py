@@ -234,3 +234,158 @@ def test_compiled_rule_decides_like_numpy_rule(rule, kernel_path):
     assert fired == 16  # every row fired once (some by the rule, the rest at the cap)
     np.testing.assert_array_equal(fast.fired, slow.fired)
     np.testing.assert_allclose(fast.prev, slow.prev)
+
+
+# ------------------------------------------------------------------ mode="released"
+# ThinkLogitsProcessor, WillDreamer/T2PO-ICML recipe/world_agent/workers/rollout/vllm_rollout_spmd.py
+
+
+def released_fire_step(tokens, scores, think_open, think_close, prompt_opens=False, patience=20, eps=1e-4, cap=450):
+    """The released processor transcribed as a loop over decode steps: the step it forces, or -1.
+
+    ``tokens[t]`` is what the model emits at step t (greedy, scripted), ``scores[t]`` the
+    reference certainty of step t's logits. Per-sequence state, fresh at step 0.
+    """
+    count, last = 0, None
+    for t in range(len(tokens)):
+        ids = list(tokens[:t])  # vLLM V0 passes the generated ids only
+        if last is None or abs(scores[t] - last) > eps:  # L202-205
+            count = 0
+        else:
+            count += 1
+        last = scores[t]
+        opens = [i for i, x in enumerate(ids) if x == think_open]
+        closes = [i for i, x in enumerate(ids) if x == think_close]
+        pos_open = opens[-1] if opens else (-1 if prompt_opens else None)
+        pos_close = closes[-1] if closes else -2
+        in_think = pos_open is not None and pos_close < pos_open
+        if in_think and cap is not None and len(ids) - pos_open - 1 >= cap:  # L212-216
+            return t
+        if count >= patience:  # L218-226
+            if in_think:
+                return t
+            count = 0
+    return -1
+
+
+def reference_scores(script, steps, vocab):
+    from t2po_gym.uncertainty import reference_signal
+
+    logits = torch.zeros(steps, vocab)
+    for s in range(steps):
+        tok, sharp = script(0, s)
+        logits[s, tok] = sharp
+    return reference_signal(torch.log_softmax(logits, -1)).numpy()
+
+
+@pytest.mark.parametrize("open_at", [10, 25])
+def test_released_counter_runs_over_all_generated_tokens(scripted, tiny, open_at):
+    """The model writes <think> itself at step ``open_at`` while its certainty is flat: the
+    released counter has been running since step 1 (and was reset at 20 outside the thought
+    when open_at = 25), so it fires at step 20 / 40, not 20 think tokens after <think>."""
+    _, tok = tiny
+    a, open_id, close_id = word(tok), tok.convert_tokens_to_ids("<think>"), tok.convert_tokens_to_ids("</think>")
+
+    def script(row, step):
+        return (open_id if step == open_at else a), 3.0
+
+    n = 60
+    toks = [script(0, s)[0] for s in range(n)]
+    want = released_fire_step(toks, reference_scores(script, n, len(tok)), open_id, close_id)
+    assert want == {10: 20, 25: 40}[open_at]
+    g = ThinkingIntervention(scripted(script), mode="released").generate(["task: go to the fridge"], GREEDY)[0]
+    assert g.intervened and g.intervention_position == want
+    assert g.token_ids[want] == close_id and g.token_ids[want + 1] == a  # </think> alone, then the model
+    assert g.forced_mask == [0] * len(g.token_ids)  # trained on
+    assert g.logprobs[want] < -5  # the model's own log-prob of the forced token (it never picks it)
+    # the project's patience rule counts think tokens only: later
+    old = ThinkingIntervention(scripted(script), rule="patience", patience=20, min_think_tokens=0, max_think_tokens=None,
+                               signal="reference").generate(["task: go to the fridge"], GREEDY)[0]
+    assert old.intervention_position > want
+
+
+def test_released_with_the_prompt_opening_think(scripted, tiny):
+    _, tok = tiny
+    a, open_id, close_id = word(tok), tok.convert_tokens_to_ids("<think>"), tok.convert_tokens_to_ids("</think>")
+    flat = lambda row, step: (a, 3.0)  # noqa: E731
+    toks = [a] * 60
+    want = released_fire_step(toks, reference_scores(flat, 60, len(tok)), open_id, close_id, prompt_opens=True)
+    g = ThinkingIntervention(scripted(flat), mode="released").generate([PROMPT], GREEDY)[0]
+    assert want == 20 and g.intervention_position == want and g.token_ids[want] == close_id
+
+
+def test_released_cap_counts_tokens_since_think(scripted, tiny):
+    """L212-216: forced once the tokens after <think> reach num_think_tokens, however varied."""
+    _, tok = tiny
+    a, open_id, close_id = word(tok), tok.convert_tokens_to_ids("<think>"), tok.convert_tokens_to_ids("</think>")
+    vary = always_varying(a)
+
+    def script(row, step):
+        return (open_id, 6.0) if step == 3 else vary(row, step)
+
+    toks = [script(0, s)[0] for s in range(60)]
+    want = released_fire_step(toks, reference_scores(script, 60, len(tok)), open_id, close_id, cap=10)
+    g = ThinkingIntervention(scripted(script), mode="released", max_think_tokens=10).generate(["task"], GREEDY)[0]
+    assert want == 14 and g.intervention_position == 14 and g.token_ids[14] == close_id
+
+
+def test_released_state_is_per_sequence_and_per_call(scripted, tiny):
+    """The released processor shares one counter (vLLM calls it per row with batch 1); ours is
+    per sequence: a varying row never fires because its neighbour stalls, and a second call
+    starts from 0."""
+    _, tok = tiny
+    a = word(tok)
+    vary = always_varying(a)
+
+    def script(row, step):
+        return (a, 3.0) if row == 0 else vary(row, step)
+
+    tti = ThinkingIntervention(scripted(script), mode="released", max_think_tokens=None)
+    for _ in range(2):
+        gens = tti.generate([PROMPT, PROMPT], GREEDY)
+        assert [g.intervened for g in gens] == [True, False]
+        assert gens[0].intervention_position == 20
+
+
+def test_released_config_and_controller_unit():
+    from t2po_gym.wrappers.tti import ReleasedThinkController
+
+    cfg = TTIConfig(mode="released", signal="paper", rule="window", min_think_tokens=9, forced_text="x")
+    assert (cfg.rule, cfg.signal, cfg.min_think_tokens, cfg.forced_text) == ("patience", "reference", 0, "</think>")
+    c = ReleasedThinkController(TTIConfig(mode="released", patience=2, max_think_tokens=None))
+    c.begin(1)
+    out = [bool(c.step(np.array([0.5]), np.array([th]), np.array([1]))[0]) for th in (False, False, False, True, True)]
+    # counts 0, 1, 2 (reset outside the thought), 0+1 = 1, 2 -> fires inside
+    assert out == [False, False, False, False, True]
+    with pytest.raises(ValueError, match="mode"):
+        TTIConfig(mode="vllm")
+
+
+def test_epsilon_for_rate_gives_the_asked_fire_rate_on_recorded_signals(tiny, kernel_path):
+    """Calibrate on think-token signals recorded from the tiny model, then replay the window
+    rule's own controller over them: it fires on the asked share (within one thought + 5%)."""
+    if kernel_path == "numba":
+        pytest.skip("the calibration is numpy only")
+    from t2po_gym.policies.hf import HFPolicy
+    from t2po_gym.wrappers.tti import epsilon_for_rate
+
+    model, tok = tiny
+    policy = HFPolicy(model, tok, chat_template=False, signal="paper")
+    prompts = [f"task {i}: find the {w} <think>" for i, w in enumerate(["apple", "mug", "key", "lamp"] * 4)]
+    gens = policy.generate(prompts, SamplingConfig(temperature=1.0, max_new_tokens=48, seed=3, stop=()))
+    signals = [g.signal[: g.think_tokens] for g in gens]
+    cfg = TTIConfig(window=4, min_think_tokens=4, max_think_tokens=None)
+    for rate in (0.2, 0.5, 0.8):
+        eps = epsilon_for_rate(signals, rate, cfg)
+        c = ThinkController(TTIConfig(**{**cfg.__dict__, "epsilon": eps}), fused=False)
+        fired = 0
+        for sig in signals:
+            c.begin(1)
+            fired += any(
+                bool(c.step(np.array([m]), np.array([True]), np.array([t + 1]))[0]) for t, m in enumerate(sig)
+            )
+        assert abs(fired / len(signals) - rate) <= 1 / len(signals) + 0.05, (rate, eps, fired)
+    with pytest.raises(ValueError, match="rate"):
+        epsilon_for_rate(signals, 1.5, cfg)
+    with pytest.raises(ValueError, match="long enough"):
+        epsilon_for_rate([[0.1, 0.2]], 0.5, cfg)
