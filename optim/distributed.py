@@ -532,7 +532,7 @@ def _id_to_fqn_optim_state(osd: dict[str, Any], model: nn.Module, optimizer: tor
     return {"state": {order[int(i)]: v for i, v in osd["state"].items()}, "param_groups": groups}
 
 
-def relaunch_with_torchrun(nproc: int, argv: Sequence[str] | None = None) -> int:
+def relaunch_with_torchrun(nproc: int, argv: Sequence[str] | None = None, *, has_env: bool = True) -> int:
     """Re-run ``t2po train ...`` as ``nproc`` processes under ``torch.distributed.run`` (torchrun).
 
     Used by ``t2po train --nproc N``; the child command is ``python -m optim.cli train ...``
@@ -543,7 +543,12 @@ def relaunch_with_torchrun(nproc: int, argv: Sequence[str] | None = None) -> int
     import sys
 
     if nproc < 1:
-        raise ValueError(f"--nproc must be >= 1, got {nproc}")
+        raise SystemExit(f"error: --nproc must be >= 1, got {nproc}")
+    if not has_env:
+        raise SystemExit("error: --nproc needs --env: the embedded demo runs on one process")
+    if os.environ.get("WORLD_SIZE") not in (None, "1"):
+        raise SystemExit("error: --nproc inside a torchrun/accelerate job: drop --nproc, the launcher already "
+                         "started the processes")
     argv = list(sys.argv[1:] if argv is None else argv)
     cleaned: list[str] = []
     skip = False
