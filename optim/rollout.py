@@ -147,8 +147,9 @@ def collect_rollouts(
             (:func:`make_group_envs`). Slot ``g * group_size + m`` is member m of group g.
         policy: any :class:`LLMPolicy` (TTI / TDS wrappers included).
         seeds: ``n_tasks`` reset seeds, one per group.
-        sampling: sampling config. Its ``seed`` (if set) is advanced by the turn index so
-            every turn draws fresh but reproducible samples.
+        sampling: sampling config (default: the env's stop strings, see
+            :func:`t2po_gym.factory.sampling_for_env`). Its ``seed`` (if set) is advanced by the
+            turn index so every turn draws fresh but reproducible samples.
         reset_options: passed to every sub-env's ``reset`` (e.g. ``{"split": "train"}``).
         episode_prefix: prefix of the episode ids given to the policy (TDS keys its state on them).
         max_turns: optional extra turn cap (below the env's own limit); reaching it truncates.
@@ -167,7 +168,10 @@ def collect_rollouts(
         )
     if len(seeds) != n_tasks:
         raise ValueError(f"need one seed per group: {n_tasks} groups, {len(seeds)} seeds")
-    sampling = sampling or SamplingConfig()
+    if sampling is None:  # the env's own stop strings (Search-QA stops at </search>, </answer>)
+        from t2po_gym.factory import sampling_for_env
+
+        sampling = sampling_for_env(envs)
     slot_seeds = [int(s) for s in seeds for _ in range(group_size)]
     obs, infos = envs.reset(seed=slot_seeds, options=dict(reset_options or {}))
     trajs = [Trajectory(group=i // group_size, member=i % group_size, seed=slot_seeds[i]) for i in range(n)]

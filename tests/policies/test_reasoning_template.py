@@ -215,6 +215,13 @@ def test_response_spec_declared_by_each_env():
     assert sq.forced_text == "</think>\n"
     assert sampling_for_env("T2PO/SearchQA-v0", temperature=0).stop == ("</search>", "</answer>")
     assert sampling_for_env("T2PO/SearchQA-v0", stop=()).stop == ()
+    env = gym.make("T2PO/ALFWorld-v0")
+    vec = gym.make_vec("T2PO/ALFWorld-v0", num_envs=2, vectorization_mode="sync")
+    try:
+        assert response_spec_of(env) == response_spec_of(vec) == ResponseSpec()
+    finally:
+        env.close()
+        vec.close()
     with pytest.raises(ValueError, match="unknown env id"):
         response_spec_of("T2PO/Nope-v0")
     with pytest.raises(TypeError, match="temprature"):
