@@ -328,6 +328,8 @@ class OpenAIPolicy:
                             think_count -= 1
                             fired_at, fire = len(lps), True
                             break
+                    elif ctrl is not None and fired_at < 0 and getattr(ctrl, "steps_every_token", False):
+                        ctrl.step(m, np.array([False]), np.array([think_count]))  # released TTI: its counter runs on every token
                     got += 1
                     text += tok
                     lps.append(float(tlp) if tlp is not None else math.nan)

@@ -154,6 +154,8 @@ class TTILogitsState:
         m = self._tracker.update_from_logprobs(logp.cpu())
         self.signal.append(float(m[0]))
         if self.controller is None or not self.inside or self.fired_at >= 0:
+            if self.controller is not None and self.fired_at < 0 and getattr(self.controller, "steps_every_token", False):
+                self.controller.step(m, np.array([False]), np.array([self.think_tokens]))  # released TTI: every token counts
             return logits
         self.think_tokens += 1
         fire = self.controller.step(m, np.array([True]), np.array([self.think_tokens]))

@@ -217,6 +217,9 @@ class ReleasedThinkController:
     config: TTIConfig
     last: np.ndarray = field(init=False, default=None)
     count: np.ndarray = field(init=False, default=None)
+    #: backends that step a controller only inside the thought (OpenAI, vLLM) also step this
+    #: one on the tokens outside it (``thinking=False``): the released counter sees every token
+    steps_every_token = True
 
     @property
     def signal_kind(self) -> str:

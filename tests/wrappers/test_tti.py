@@ -389,3 +389,28 @@ def test_epsilon_for_rate_gives_the_asked_fire_rate_on_recorded_signals(tiny, ke
         epsilon_for_rate(signals, 1.5, cfg)
     with pytest.raises(ValueError, match="long enough"):
         epsilon_for_rate([[0.1, 0.2]], 0.5, cfg)
+
+
+def test_released_mode_in_the_vllm_logits_processor_state(tiny):
+    """The vLLM backend's per-request state (no vLLM needed) steps the released controller on
+    the tokens before <think> too, so it fires at the same step as HFPolicy and the loop above."""
+    from t2po_gym.policies.vllm_backend import TTILogitsState
+    from t2po_gym.wrappers.tti import ReleasedThinkController
+
+    _, tok = tiny
+    a, open_id, close_id = word(tok), tok.convert_tokens_to_ids("<think>"), tok.convert_tokens_to_ids("</think>")
+
+    def script(row, step):
+        return (open_id if step == 10 else a), 3.0
+
+    enc = lambda t: tok.encode(t, add_special_tokens=False)  # noqa: E731
+    cfg = TTIConfig(mode="released")
+    state = TTILogitsState(ReleasedThinkController(cfg), enc(cfg.forced_text), enc("<think>"), enc("</think>"),
+                           inside=False, vocab_size=len(tok))
+    ids: list[int] = []
+    for s in range(40):
+        logits = torch.zeros(len(tok))
+        t, sharp = script(0, s)
+        logits[t] = sharp
+        ids.append(int(state(ids, logits).argmax()))
+    assert state.fired_at == 20 and ids[20] == close_id
