@@ -16,7 +16,16 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-__all__ = ["PddlError", "parse_sexpr", "Problem", "read_problem", "holds", "formula_predicates", "strip_comments"]
+__all__ = [
+    "PddlError",
+    "parse_sexpr",
+    "Problem",
+    "read_problem",
+    "holds",
+    "compile_goal",
+    "formula_predicates",
+    "strip_comments",
+]
 
 SExpr = "str | list[SExpr]"
 _TOKEN = re.compile(r"\(|\)|[^\s()]+")
@@ -218,32 +227,6 @@ class FactSource:
         raise NotImplementedError
 
 
-def _conjuncts(f: list) -> list:
-    if f[0] == "and":
-        out = []
-        for sub in f[1:]:
-            out += _conjuncts(sub)
-        return out
-    return [f]
-
-
-def _typed_names(f: list) -> list[str]:
-    return [n for n, _ in _typed_list([t.rstrip(",") for t in f[1] if t != ","], "goal")]
-
-
-def _free_vars(f, bound: frozenset = frozenset()) -> set[str]:
-    if isinstance(f, str):
-        return {f} if f.startswith("?") and f not in bound else set()
-    head = f[0]
-    if head in ("exists", "forall"):
-        names = {n for n, _ in _typed_list([t.rstrip(",") for t in f[1] if t != ","], "goal")}
-        return _free_vars(f[2], bound | names)
-    out: set[str] = set()
-    for a in f[1:]:
-        out |= _free_vars(a, bound)
-    return out
-
-
 def holds(f: list, src: FactSource, binding: dict[str, str] | None = None) -> bool:
     """Whether the closed formula ``f`` is true in ``src`` (under ``binding`` of its free variables).
 
@@ -251,100 +234,152 @@ def holds(f: list, src: FactSource, binding: dict[str, str] | None = None) -> bo
     with unbound variables enumerates the facts that match it, every other literal is
     tested once its variables are bound. This is the same truth value Fast Downward's
     goal test gives (TextWorld's ``PddlState.check_goal``), without grounding every
-    combination of objects.
+    combination of objects. For repeated tests compile once with :func:`compile_goal`.
     """
-    b = dict(binding or {})
+    return compile_goal(f)(src, binding)
+
+
+class _Node:
+    __slots__ = ("kind", "args", "vars", "types", "lits")
+
+    def __init__(self, kind, args=(), types=None, lits=()):
+        self.kind = kind  # "atom" "eq" "and" "or" "not" "imply" "exists" "forall"
+        self.args = args
+        self.types = types or {}
+        self.lits = list(lits)
+        self.vars: frozenset = frozenset()
+
+
+def _compile(f) -> _Node:
     head = f[0]
-    if head == "and":
-        return all(holds(g, src, b) for g in f[1:])
-    if head == "or":
-        return any(holds(g, src, b) for g in f[1:])
-    if head == "not":
-        return not holds(f[1], src, b)
-    if head == "imply":
-        return (not holds(f[1], src, b)) or holds(f[2], src, b)
-    if head == "=":
-        return b.get(f[1], f[1]) == b.get(f[2], f[2])
-    if head == "exists":
-        typed = _typed_list([t.rstrip(",") for t in f[1] if t != ","], "goal")
-        return _solve(_conjuncts(f[2]), dict(typed), src, b)
-    if head == "forall":
-        typed = _typed_list([t.rstrip(",") for t in f[1] if t != ","], "goal")
-        # forall x: body  ==  not exists x: not body
-        return not _solve([["not", f[2]]], dict(typed), src, b)
-    args = tuple(b.get(a, a) for a in f[1:])
-    return args in _fact_set(src, head)
+    if head in ("and", "or"):
+        n = _Node(head, lits=[_compile(g) for g in f[1:]])
+    elif head == "not":
+        n = _Node("not", lits=[_compile(f[1])])
+    elif head == "imply":
+        n = _Node("imply", lits=[_compile(f[1]), _compile(f[2])])
+    elif head == "=":
+        n = _Node("eq", args=(f[1], f[2]))
+    elif head in ("exists", "forall"):
+        types = dict(_typed_list([t.rstrip(",") for t in f[1] if t != ","], "goal"))
+        body = _compile(f[2])
+        if head == "forall":
+            # forall x: body  ==  not exists x: not body
+            inner = _Node("exists", types=types, lits=[_Node("not", lits=[body])])
+            _set_vars(inner)
+            n = _Node("not", lits=[inner])
+        else:
+            n = _Node("exists", types=types, lits=_flatten(body, types))
+    else:
+        n = _Node("atom", args=(head, *f[1:]))
+    _set_vars(n)
+    return n
+
+
+def _flatten(body: _Node, types: dict) -> list:
+    """The conjuncts of an exists body, nested positive exists merged in (fresh names only)."""
+    out = []
+    for lit in body.lits if body.kind == "and" else [body]:
+        if lit.kind == "and":
+            out += _flatten(lit, types)
+        elif lit.kind == "exists" and not (set(lit.types) & set(types)):
+            types.update(lit.types)
+            out += lit.lits
+        else:
+            out.append(lit)
+    return out
+
+
+def _set_vars(n: _Node) -> None:
+    if n.kind == "atom":
+        n.vars = frozenset(a for a in n.args[1:] if a.startswith("?"))
+    elif n.kind == "eq":
+        n.vars = frozenset(a for a in n.args if a.startswith("?"))
+    else:
+        v: set = set()
+        for lit in n.lits:
+            v |= lit.vars
+        n.vars = frozenset(v - set(n.types))
+
+
+def compile_goal(f: list) -> Callable[..., bool]:
+    """Compile a goal formula once; the result ``test(src, binding=None) -> bool``."""
+    root = _compile(f)
+
+    def test(src: FactSource, binding: dict[str, str] | None = None) -> bool:
+        return _eval(root, src, dict(binding or {}))
+
+    return test
+
+
+def _eval(n: _Node, src: FactSource, b: dict) -> bool:
+    k = n.kind
+    if k == "atom":
+        return tuple(b.get(a, a) for a in n.args[1:]) in _fact_set(src, n.args[0])
+    if k == "eq":
+        return b.get(n.args[0], n.args[0]) == b.get(n.args[1], n.args[1])
+    if k == "and":
+        return all(_eval(g, src, b) for g in n.lits)
+    if k == "or":
+        return any(_eval(g, src, b) for g in n.lits)
+    if k == "not":
+        return not _eval(n.lits[0], src, b)
+    if k == "imply":
+        return (not _eval(n.lits[0], src, b)) or _eval(n.lits[1], src, b)
+    return _join(n.lits, n.types, src, b)
 
 
 def _fact_set(src: FactSource, pred: str) -> set:
     return src.fact_set(pred) if hasattr(src, "fact_set") else set(src.facts(pred))
 
 
-def _solve(lits: list, types: dict[str, str], src: FactSource, b: dict[str, str]) -> bool:
+def _join(lits: list, types: dict, src: FactSource, b: dict) -> bool:
     """Is there a binding of ``types``' variables that makes every literal of ``lits`` true?"""
-    # Nested positive quantifiers join with the outer ones: exists x (A and exists y B)
-    # == exists x, y (A and B) when y is a fresh name (it is in every ALFWorld goal).
-    flat: list = []
-    for lit in lits:
-        if lit[0] == "exists" and not (set(_typed_names(lit)) & (set(types) | set(b))):
-            types = {**types, **dict(_typed_list([t.rstrip(",") for t in lit[1] if t != ","], "goal"))}
-            flat += _conjuncts(lit[2])
-        elif lit[0] == "and":
-            flat += _conjuncts(lit)
-        else:
-            flat.append(lit)
-    if len(flat) != len(lits) or flat != lits:
-        return _solve(flat, types, src, b)
-    unbound = [v for v in types if v not in b]
     if not lits:
+        unbound = [v for v in types if v not in b]
         if not unbound:
             return True
         v = unbound[0]
-        for obj in src.objects_of_type(types[v]):
-            if _solve(lits, types, src, {**b, v: obj}):
-                return True
-        return False
+        return any(_join(lits, types, src, {**b, v: obj}) for obj in src.objects_of_type(types[v]))
     # 1. a literal whose variables are all bound: test it
     for k, lit in enumerate(lits):
-        if not (_free_vars(lit) - set(b)):
-            if not holds(lit, src, b):
+        if lit.vars.issubset(b):
+            if not _eval(lit, src, b):
                 return False
-            return _solve(lits[:k] + lits[k + 1 :], types, src, b)
-    # 2. a positive atom: enumerate the facts that match its bound arguments
+            return _join(lits[:k] + lits[k + 1 :], types, src, b)
+    # 2. a positive atom: enumerate the facts that match its bound arguments (fewest free first)
     best = None
     for k, lit in enumerate(lits):
-        if lit[0] not in _CONNECTIVES:
-            n_free = sum(1 for a in lit[1:] if a.startswith("?") and a not in b)
+        if lit.kind == "atom":
+            n_free = len(lit.vars - b.keys())
             if best is None or n_free < best[0]:
                 best = (n_free, k)
     if best is not None:
         k = best[1]
         lit, rest = lits[k], lits[:k] + lits[k + 1 :]
-        for fact in src.facts(lit[0]):
-            if len(fact) != len(lit) - 1:
+        args = lit.args[1:]
+        for fact in src.facts(lit.args[0]):
+            if len(fact) != len(args):
                 continue
             nb = dict(b)
-            for a, val in zip(lit[1:], fact):
-                if a.startswith("?"):
-                    if a in nb:
-                        if nb[a] != val:
-                            break
-                    else:
+            for a, val in zip(args, fact):
+                if a[0] == "?":
+                    bound = nb.get(a)
+                    if bound is None:
                         nb[a] = val
+                    elif bound != val:
+                        break
                 elif a != val:
                     break
             else:
-                if _solve(rest, types, src, nb):
+                if _join(rest, types, src, nb):
                     return True
         return False
     # 3. only compound literals with unbound variables left: bind one by its type
-    v = next((v for v in unbound), None)
-    if v is None:  # free variables of an outer scope that are unbound: malformed
-        raise PddlError(f"goal: unbound variables in {_show(lits)}")
-    for obj in src.objects_of_type(types[v]):
-        if _solve(lits, types, src, {**b, v: obj}):
-            return True
-    return False
+    v = next((v for v in types if v not in b), None)
+    if v is None:
+        raise PddlError(f"goal: unbound variables in {[lit.vars for lit in lits]}")
+    return any(_join(lits, types, src, {**b, v: obj}) for obj in src.objects_of_type(types[v]))
 
 
 GoalTest = Callable[[FactSource], bool]

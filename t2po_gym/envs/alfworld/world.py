@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from t2po_gym.envs.alfworld import text as T
 from t2po_gym.envs.alfworld.game import Game
-from t2po_gym.envs.alfworld.pddl import holds
+from t2po_gym.envs.alfworld.pddl import compile_goal
 from t2po_gym.envs.alfworld.spec import WorldSpec, spec_from_game
 
 __all__ = ["World", "StepResult"]
@@ -55,6 +55,13 @@ class World:
         self._rec_by_name = {r.name: k for k, r in enumerate(self.recs)}
         self._obj_by_name = {o.name: k for k, o in enumerate(self.objs)}
         self._can = sp.can_contain
+        cache = sp.__dict__.setdefault("_engine_cache", {})
+        if "goal" not in cache:
+            # compiled once per game: the goal test and the facts no action changes
+            cache["goal"] = compile_goal(sp.goal)
+            cache["static"] = {}
+        self._goal_fn = cache["goal"]
+        self._static_facts = cache["static"]
         self._rtype_lower = [r.rtype.lower() for r in self.recs]
         self._won = False
         self.reset()
@@ -324,7 +331,7 @@ class World:
         return self._won
 
     def _goal_test(self) -> bool:
-        return holds(self.spec.goal, _Facts(self))
+        return self._goal_fn(_Facts(self))
 
     # ------------------------------------------------------------- lookups
     def receptacle_named(self, name: str) -> int:
@@ -335,6 +342,25 @@ class World:
 
     def loc_of(self, r: int) -> int:
         return self.recs[r].loc
+
+
+_STATIC_PREDICATES = frozenset(
+    (
+        "objecttype",
+        "receptacletype",
+        "receptacleatlocation",
+        "openable",
+        "cancontain",
+        "inreceptacleobject",
+        "pickupable",
+        "heatable",
+        "coolable",
+        "cleanable",
+        "sliceable",
+        "toggleable",
+        "isreceptacleobject",
+    )
+)
 
 
 class _Facts:
@@ -352,6 +378,14 @@ class _Facts:
             s = self._cache[pred] = set(self.facts(pred))
         return s
 
+    def facts(self, pred: str):
+        if pred in _STATIC_PREDICATES:
+            cached = self.w._static_facts.get(pred)
+            if cached is None:
+                cached = self.w._static_facts[pred] = self._facts(pred)
+            return cached
+        return self._facts(pred)
+
     def objects_of_type(self, typ: str):
         sp = self.w.spec
         if typ == "object":
@@ -368,7 +402,7 @@ class _Facts:
             return sorted({r.rtype.lower() + "type" for r in sp.receptacles})
         return []
 
-    def facts(self, pred: str):
+    def _facts(self, pred: str) -> list:
         w, sp = self.w, self.w.spec
         O, R, L = sp.objects, sp.receptacles, sp.locations
         if pred == "inreceptacle":
