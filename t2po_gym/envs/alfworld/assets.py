@@ -57,6 +57,7 @@ class Assets:
 
     Attributes:
         can_contain: receptacle type -> object types it may hold.
+        static_receptacles: ALFRED's receptacle classes that stay in place (``STATIC_RECEPTACLES``).
         openable: receptacle types that open and close.
         heatable, coolable, cleanable, sliceable, toggleable: object types with that property.
         pickupable: object types that can be carried.
@@ -66,6 +67,7 @@ class Assets:
     """
 
     can_contain: dict
+    static_receptacles: frozenset
     openable: frozenset
     heatable: frozenset
     coolable: frozenset
@@ -126,6 +128,7 @@ def load_assets() -> Assets:
     acts = c.VAL_ACTION_OBJECTS
     return Assets(
         can_contain=can_contain,
+        static_receptacles=frozenset(c.STATIC_RECEPTACLES),
         openable=frozenset(c.OPENABLE_CLASS_SET),
         heatable=frozenset(acts["Heatable"]),
         coolable=frozenset(acts["Coolable"]),

@@ -64,7 +64,11 @@ class Receptacle:
 
 @dataclass
 class Item:
-    """A movable (or toggleable) object, initially inside ``receptacle`` (a receptacle id)."""
+    """An object, initially inside ``receptacle`` (a receptacle id).
+
+    Scene objects (windows, light switches ...) that sit in no receptacle have
+    ``receptacle == ""`` and stand at the location of the receptacle ``near``.
+    """
 
     id: str
     otype: str
@@ -76,6 +80,12 @@ class Item:
     sliceable: bool = False
     toggleable: bool = False
     name: str = ""
+    near: str = ""
+
+    @property
+    def place(self) -> str:
+        """The receptacle whose location the object shares."""
+        return self.receptacle or self.near
 
 
 @dataclass

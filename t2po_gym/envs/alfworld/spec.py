@@ -173,8 +173,8 @@ def spec_from_game(game: Game) -> WorldSpec:
     ]
     rtypes = {r.rtype for r in recs}
     can = frozenset((rt, ot) for rt in rtypes for ot in assets.can_contain.get(rt, ()))
-    init_in = [(k, rec_index[o.receptacle]) for k, o in enumerate(items)]
-    init_at = [(k, rspecs[r].loc) for k, r in init_in]
+    init_in = [(k, rec_index[o.receptacle]) for k, o in enumerate(items) if o.receptacle]
+    init_at = [(k, rspecs[rec_index[o.place]].loc) for k, o in enumerate(items)]
     return WorldSpec(
         source=f"generated:{game.split}:{game.index}",
         grammar="2.1.2",

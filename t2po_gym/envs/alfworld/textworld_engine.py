@@ -69,8 +69,9 @@ def pddl_problem(game: Game) -> str:
             init.append(f"(openable {r.id})")
     for o in game.items:
         init.append(f"(objectType {o.id} {o.otype}Type)")
-        init.append(f"(inReceptacle {o.id} {o.receptacle})")
-        init.append(f"(objectAtLocation {o.id} {loc[o.receptacle]})")
+        if o.receptacle:
+            init.append(f"(inReceptacle {o.id} {o.receptacle})")
+        init.append(f"(objectAtLocation {o.id} {loc[o.place]})")
         for prop in ("pickupable", "heatable", "coolable", "cleanable", "sliceable", "toggleable"):
             if getattr(o, prop):
                 init.append(f"({prop} {o.id})")
