@@ -18,6 +18,7 @@ from t2po_gym.policies.base import ContextOverflowError, SamplingConfig
 from t2po_gym.policies.openai_compat import NEUTRAL_SAMPLING, OpenAIPolicy
 
 RESPONSE = [" a", " b", "</think>", "<action>", " look", "</action>", " junk"]
+SEARCH_TAIL = ["<search>", " capital", " of X", "</search>", " junk"]
 CONTEXT_WORDS = 40  # the fake server's context, in whitespace-separated words
 
 
@@ -64,7 +65,9 @@ class FakeServer:
                 if n_words > CONTEXT_WORDS:  # llama-cpp-python: no token, finish_reason "length"
                     chunks.append({"choices": [{"text": "", "logprobs": None, "finish_reason": "length"}]})
                 else:
-                    for t in RESPONSE[: req["max_tokens"]]:
+                    # a continuation after TTI's forced "</think>\n" (Search-QA) picks <search>
+                    toks = SEARCH_TAIL if req["prompt"].endswith("</think>\n") else RESPONSE
+                    for t in toks[: req["max_tokens"]]:
                         lp = {"tokens": [t], "token_logprobs": [-0.5], "top_logprobs": [{t: -0.5, " x": -1.5}]}
                         chunks.append({"choices": [{"text": t, "logprobs": lp, "finish_reason": None}]})
                     chunks.append({"choices": [{"text": "", "logprobs": None, "finish_reason": "length"}]})
@@ -156,3 +159,21 @@ def test_same_chat_template_as_hfpolicy_and_template_opened_think(tiny):
     # the env judges the template's "<think>\n" and the prefill too
     assert g.prefix == "<think>\n I" and g.text == "<think>\n I a b</think><action> look</action>"
     assert g.think_tokens == 2
+
+
+def test_tti_through_the_server_follows_the_searchqa_protocol():
+    """TTI fires on the server's stream; the continuation after Search-QA's "</think>\\n" is a valid turn."""
+    from t2po_gym.factory import response_spec_of, sampling_for_env
+    from t2po_gym.protocol import parse_response
+    from t2po_gym.wrappers.tti import ThinkingIntervention
+
+    spec = response_spec_of("T2PO/SearchQA-v0")
+    with FakeServer() as srv:
+        tti = ThinkingIntervention(OpenAIPolicy(srv.url, max_workers=1), min_think_tokens=0, max_think_tokens=1,
+                                   forced_text=spec.forced_text)
+        g = tti.generate(["question <think>"], sampling_for_env("T2PO/SearchQA-v0", max_new_tokens=20))[0]
+    assert srv.requests[1]["prompt"] == "question <think> a</think>\n"  # the continuation request
+    assert g.intervened and g.text == " a</think>\n<search> capital of X</search>" and g.finish_reason == "stop"
+    assert g.forced_mask == [0, 1, 0, 0, 0, 0] and g.think_tokens == 1
+    p = parse_response("<think>" + g.text, action_tag="search")
+    assert p.format_valid and p.action == "capital of X"
