@@ -133,12 +133,13 @@ def sampling_options(args: argparse.Namespace) -> dict[str, Any]:
 def policy_options(args: argparse.Namespace) -> dict[str, Any]:
     """``make_policy`` keyword arguments from CLI args, only those the user gave.
 
-    Reads ``system_prompt``, ``assistant_prefill``, ``chat_template_kwargs`` (a dict, or
+    Reads ``system_prompt``, ``assistant_prefill``, ``tokenizer`` (for ``openai:`` policies: the
+    model's tokenizer path, so the chat template is applied), ``chat_template_kwargs`` (a dict, or
     ``KEY=VALUE`` strings whose values are parsed as JSON when they can be: ``enable_thinking=true``),
     ``tti_kwargs`` and ``tds_kwargs`` (dicts or ``KEY=VALUE`` strings, same parsing).
     """
     out: dict[str, Any] = {}
-    for name in ("system_prompt", "assistant_prefill"):
+    for name in ("system_prompt", "assistant_prefill", "tokenizer"):
         v = _given(args, name)
         if v is not None:
             out[name] = v

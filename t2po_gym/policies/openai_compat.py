@@ -41,6 +41,7 @@ import json
 import math
 import os
 import re
+import warnings
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -149,6 +150,14 @@ class OpenAIPolicy:
         if chat_template and tokenizer is None:
             raise ValueError("chat_template=True needs tokenizer=... (the model's tokenizer or its path)")
         self.use_chat_template = has_template if chat_template is None else bool(chat_template)
+        if chat_template is None and tokenizer is None:
+            warnings.warn(
+                "OpenAIPolicy without tokenizer=: prompts go to /v1/completions without the model's chat "
+                "template (HFPolicy applies it). Pass tokenizer=<the model's tokenizer or path> to apply it, "
+                "or chat_template=False to send raw prompts on purpose (base models).",
+                UserWarning,
+                stacklevel=2,
+            )
         self.chat = ChatFormat(tokenizer, self.use_chat_template, system_prompt,
                                dict(chat_template_kwargs or {}), assistant_prefill)
         self.server_extensions = bool(server_extensions)

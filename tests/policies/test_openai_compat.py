@@ -90,7 +90,8 @@ class FakeServer:
 
 def test_streams_tokens_and_stops_client_side():
     with FakeServer() as srv:
-        g = OpenAIPolicy(srv.url, max_workers=1).generate(["go <think>"], SamplingConfig(max_new_tokens=20))[0]
+        p = OpenAIPolicy(srv.url, chat_template=False, max_workers=1)
+        g = p.generate(["go <think>"], SamplingConfig(max_new_tokens=20))[0]
     assert g.text == " a b</think><action> look</action>" and g.finish_reason == "stop"
     assert g.logprobs == [-0.5] * 6 and g.think_tokens == 2 and g.prefix == ""
 
@@ -99,7 +100,7 @@ def test_streams_tokens_and_stops_client_side():
 def test_context_overflow_raises_a_clear_error(mode):
     long = "word " * (CONTEXT_WORDS + 5)
     with FakeServer(mode) as srv:
-        p = OpenAIPolicy(srv.url, max_workers=1)
+        p = OpenAIPolicy(srv.url, chat_template=False, max_workers=1)
         with pytest.raises(ContextOverflowError) as e:
             p.generate(["short prompt", long], SamplingConfig(max_new_tokens=8))
         msg = str(e.value)
@@ -124,13 +125,15 @@ def test_context_checked_before_sending_when_the_server_lists_it(tiny):
 
 def test_every_sampling_parameter_is_sent_explicitly():
     with FakeServer() as srv:
-        p = OpenAIPolicy(srv.url, max_workers=1, top_logprobs=7)
+        p = OpenAIPolicy(srv.url, chat_template=False, max_workers=1, top_logprobs=7)
         p.generate(["go <think>"], SamplingConfig(temperature=0.7, top_p=0.9, max_new_tokens=3, seed=11))
         p.generate(["go <think>"], SamplingConfig(top_k=5, max_new_tokens=3))
-        OpenAIPolicy(srv.url, extra_body={"top_k": -1, "min_p": 0.1}).generate(["go"], SamplingConfig(max_new_tokens=2))
-        OpenAIPolicy(srv.url, server_extensions=False).generate(["go"], SamplingConfig(max_new_tokens=2))
+        short = SamplingConfig(max_new_tokens=2)
+        OpenAIPolicy(srv.url, chat_template=False, extra_body={"top_k": -1, "min_p": 0.1}).generate(["go"], short)
+        plain = OpenAIPolicy(srv.url, chat_template=False, server_extensions=False)
+        plain.generate(["go"], short)
         with pytest.raises(ValueError, match="top_k is not an OpenAI field"):
-            OpenAIPolicy(srv.url, server_extensions=False).generate(["go"], SamplingConfig(top_k=3))
+            plain.generate(["go"], SamplingConfig(top_k=3))
     first, second, extra, plain = srv.requests[:4]
     assert first["temperature"] == 0.7 and first["top_p"] == 0.9 and first["seed"] == 11
     assert first["logprobs"] == 7 and first["max_tokens"] == 3 and first["stream"] is True
@@ -169,11 +172,17 @@ def test_tti_through_the_server_follows_the_searchqa_protocol():
 
     spec = response_spec_of("T2PO/SearchQA-v0")
     with FakeServer() as srv:
-        tti = ThinkingIntervention(OpenAIPolicy(srv.url, max_workers=1), min_think_tokens=0, max_think_tokens=1,
-                                   forced_text=spec.forced_text)
+        backend = OpenAIPolicy(srv.url, chat_template=False, max_workers=1)
+        tti = ThinkingIntervention(backend, min_think_tokens=0, max_think_tokens=1, forced_text=spec.forced_text)
         g = tti.generate(["question <think>"], sampling_for_env("T2PO/SearchQA-v0", max_new_tokens=20))[0]
     assert srv.requests[1]["prompt"] == "question <think> a</think>\n"  # the continuation request
     assert g.intervened and g.text == " a</think>\n<search> capital of X</search>" and g.finish_reason == "stop"
     assert g.forced_mask == [0, 1, 0, 0, 0, 0] and g.think_tokens == 1
     p = parse_response("<think>" + g.text, action_tag="search")
     assert p.format_valid and p.action == "capital of X"
+
+
+def test_warns_when_no_template_can_be_applied():
+    with FakeServer() as srv:
+        with pytest.warns(UserWarning, match="without the model's chat template"):
+            OpenAIPolicy(srv.url)

@@ -55,7 +55,7 @@ def test_stream_logprobs_signal(server):
     from t2po_gym.policies.base import SamplingConfig
     from t2po_gym.policies.openai_compat import OpenAIPolicy
 
-    p = OpenAIPolicy(server, signal="paper", top_logprobs=10, max_workers=1)
+    p = OpenAIPolicy(server, chat_template=False, signal="paper", top_logprobs=10, max_workers=1)
     gens = p.generate(["The capital of France is", "I think <think>"], SamplingConfig(max_new_tokens=12, seed=1))
     for g in gens:
         assert 0 < len(g.logprobs) <= 12 and len(g.signal) == len(g.logprobs) == len(g.forced_mask)
@@ -68,7 +68,7 @@ def test_tti_and_tds_through_the_server(server):
     from t2po_gym.policies.openai_compat import OpenAIPolicy
     from t2po_gym.wrappers import ThinkingIntervention, TurnDedup
 
-    p = OpenAIPolicy(server, top_logprobs=10, max_workers=1)
+    p = OpenAIPolicy(server, chat_template=False, top_logprobs=10, max_workers=1)
     tti = ThinkingIntervention(p, min_think_tokens=3, max_think_tokens=6)
     g = tti.generate(["Plan the next step. <think>"], SamplingConfig(max_new_tokens=30, seed=2))[0]
     assert g.intervened and g.intervention_position == 6 and g.think_tokens == 6
