@@ -138,9 +138,12 @@ class TrainConfig:
     """A turn with an invalid action or a broken format never gets a positive advantage
     (:func:`optim.advantage.clip_invalid_advantages`); off: the papers' estimators."""
     invalid_action_penalty: float = 0.1
-    """Subtracted from the reward of a turn whose action is invalid."""
+    """Charged to a turn whose action is invalid: with ``advantage_variant="released"`` once, from
+    that turn row's episode score and its discounted step return; with ``"trajectory"`` from the
+    turn's reward (so summed into the episode return and discounted into earlier turns)."""
     format_penalty: float = 0.0
-    """Subtracted from the reward of a turn that breaks the strict format (T2PO: 0.1)."""
+    """Subtracted from the reward of a turn that breaks the strict format (0 in every preset: the
+    released code has no format penalty; a broken format already makes the action invalid)."""
 
     # --- update
     lr: float | None = None
