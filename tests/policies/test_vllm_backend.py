@@ -104,3 +104,114 @@ def test_bad_state_input(tiny):
 
     with pytest.raises(ValueError, match="forced_ids"):
         TTILogitsState(ThinkController(TTIConfig()), [], [1], [2])
+
+
+# ---------------------------------------------------------------- Model Runner V2: the slot table
+def closes_at(a, close, step_close):
+    return lambda row, step: (close if step == step_close else a, 8.0 if step == step_close else 3.0)
+
+
+def test_v2_slot_table_with_reordered_rows_prefill_chunks_replays_and_gaps_decides_like_hfpolicy(scripted, tiny):
+    """Three TTI requests in recycled slots, one plain request, rows shuffled every engine step,
+    a prefill chunk, a replayed step and a skipped step (preemption refill): each request's
+    tokens, fire position, think tokens and M_t equal HFPolicy's on the same logits."""
+    from t2po_gym.policies.vllm_backend import TTISlotTable
+
+    _, tok = tiny
+    a, close = tok.encode("a")[0], tok.convert_tokens_to_ids("</think>")
+    scripts = [varying_then_flat(a, 12), closes_at(a, close, 4), varying_then_flat(a, 40)]
+    script = lambda row, step: scripts[row](row, step)  # noqa: E731
+    cfg = TTIConfig(rule="window", window=4, epsilon=0.01, min_think_tokens=3, max_think_tokens=None)
+    steps = 30
+    want = ThinkingIntervention(scripted(script, signal="paper"), cfg).generate(
+        [PROMPT] * 3, SamplingConfig(temperature=0, max_new_tokens=steps, stop=()))
+    assert want[0].intervened and not want[1].intervened and not want[2].intervened
+
+    registry = {}
+    table = TTISlotTable(registry)
+    slots, prompt_lens = [5, 2, 7], [9, 6, 11]
+    states = []
+    for i, slot in enumerate(slots):
+        registry[f"k{i}"] = make_state(tok, cfg, full_signal=True)
+        states.append(registry[f"k{i}"])
+        assert table.add_request(slot, {"t2po_tti": f"k{i}"})
+    assert table.add_request(0, None) is False and table.add_request(3, {"t2po_tti": "gone"}) is False
+    assert not table.active_in([0, 3]) and table.active_in([0, 7])
+
+    out = [[] for _ in slots]
+    rng = np.random.default_rng(0)
+    V = len(tok)
+    engine_step = 0
+    while any(len(o) < steps for o in out):
+        batch = [i for i in range(3) if len(out[i]) < steps] + [-1]  # -1: the plain request in slot 0
+        rng.shuffle(batch)
+        rows_slots, seq_lens, plens, fed, rows = [], [], [], [], []
+        for i in batch:
+            if i == -1:
+                rows_slots.append(0), seq_lens.append(4), plens.append(4), fed.append(1)
+                rows.append(torch.full((V,), 0.5))
+                continue
+            n = len(out[i])
+            # request 2's prompt arrives in two chunks: the first ends before the prompt does
+            chunk = i == 2 and engine_step == 0
+            rows_slots.append(slots[i])
+            seq_lens.append(prompt_lens[i] - 3 if chunk else prompt_lens[i] + n)
+            plens.append(prompt_lens[i])
+            fed.append(out[i][-1] if n else 99)
+            t, sharp = script(i, n)
+            row = torch.zeros(V)
+            row[t] = sharp
+            rows.append(row)
+        logits = torch.stack(rows)
+        plain_before = logits[batch.index(-1)].clone()
+        fetch = lambda slot, s0, s1: out[slots.index(slot)][s0:s1]  # noqa: E731
+        table.apply(logits, rows_slots, seq_lens, plens, torch.tensor(fed), fetch=fetch)
+        if engine_step == 17:  # the same step replayed: same decisions, TTI not advanced twice
+            again = torch.stack(rows)
+            table.apply(again, rows_slots, seq_lens, plens, torch.tensor(fed), fetch=fetch)
+            assert torch.equal(again.argmax(-1), logits.argmax(-1))
+        assert torch.equal(logits[batch.index(-1)], plain_before)  # declined request untouched
+        for r, i in enumerate(batch):
+            if i == -1 or (i == 2 and engine_step == 0):
+                continue
+            out[i].append(int(logits[r].argmax()))
+        if engine_step == 8:
+            # request 1 is preempted and refilled: one of its tokens is committed without the
+            # processor seeing that step (it catches up through fetch on the next call)
+            n = len(out[1])
+            t, sharp = script(1, n)
+            row = torch.zeros(V)
+            row[t] = sharp
+            out[1].append(int(states[1](out[1], row).argmax()))
+        engine_step += 1
+    for i in range(3):
+        assert out[i] == want[i].token_ids, i
+        assert states[i].fired_at == want[i].intervention_position
+        assert states[i].think_tokens == want[i].think_tokens
+        np.testing.assert_allclose(states[i].signal, want[i].signal, atol=1e-6)
+
+
+def test_v2_slot_table_recycles_slots_and_refuses_speculative_rows(tiny):
+    from t2po_gym.policies.vllm_backend import TTISlotTable
+
+    _, tok = tiny
+    cfg = TTIConfig(window=2, epsilon=0.01, min_think_tokens=5, max_think_tokens=None)
+    reg = {"old": make_state(tok, cfg), "new": make_state(tok, cfg)}
+    table = TTISlotTable(reg)
+    table.add_request(4, {"t2po_tti": "old"})
+    table.apply(torch.zeros(1, len(tok)), [4], [3], [3], [0])
+    assert table.slots[4].state is reg["old"] and table.slots[4].applied == 0
+    table.add_request(4, {"t2po_tti": "new"})  # a new request takes the slot: fresh bookkeeping
+    assert table.slots[4].state is reg["new"] and table.slots[4].applied == -1 and table.slots[4].out_ids == []
+    table.add_request(4, None)
+    assert 4 not in table.slots
+    table.add_request(1, {"t2po_tti": "new"})
+    with pytest.raises(RuntimeError, match="speculative"):
+        table.apply(torch.zeros(2, len(tok)), [1, 1], [5, 5], [3, 3], [0, 0])
+    with pytest.raises(RuntimeError, match="speculative"):
+        table.apply(torch.zeros(3, len(tok)), [1, 1], [5, 5], [3, 3], [0, 0])
+
+
+def test_vllm_policy_rejects_an_unknown_interface():
+    with pytest.raises(ValueError, match="interface"):
+        VLLMPolicy("Qwen/Qwen3-0.6B", interface="v3")
