@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import socket
 import threading
 from urllib.parse import quote
 
@@ -116,6 +117,16 @@ class ShopSite:
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}/"
+
+    def alive(self) -> bool:
+        """Whether the server still serves: its thread runs and its port accepts a connection."""
+        if self._server is None or not self._thread.is_alive():
+            return False
+        try:
+            with socket.create_connection((self.host, self.port), timeout=1.0):
+                return True
+        except OSError:
+            return False
 
     def close(self) -> None:
         """Stop the server and its thread (idempotent)."""
