@@ -79,6 +79,8 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--budget-min", type=float, default=15.0,
                    help="main job only: wall-clock minutes for the whole job (warm start, RL, evaluations)")
     p.add_argument("--seed", type=int, default=0, help="training seed")
+    p.add_argument("--nproc", type=int, default=1,
+                   help="data-parallel processes: re-runs this command under torchrun (docs/distributed.md)")
     p.set_defaults(func=_cmd_train)
 
     s = subparsers.add_parser("sft", help="behaviour cloning on expert trajectories (cold start)",
@@ -112,6 +114,10 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    if getattr(args, "nproc", 1) != 1:  # each torchrun worker builds its DistContext from the environment
+        from optim.distributed import relaunch_with_torchrun
+
+        return relaunch_with_torchrun(args.nproc, has_env=args.env is not None)
     if args.env is None:
         from optim.demo import run_demo
 

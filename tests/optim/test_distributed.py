@@ -258,3 +258,39 @@ def test_fsdp2_on_a_cpu_gloo_mesh_matches_single_process_and_checkpoints_full_we
                   model=_model("tiny", seed=9))
     one.resume(r0["path"])
     assert torch.equal(params(one.model), r0["after"]) and len(one.optimizer.state) > 0
+
+
+# ---------------------------------------------------------------- launcher and rank facts (no processes)
+def test_nproc_relaunches_under_torchrun_without_the_flag(monkeypatch):
+    import subprocess
+
+    from optim.distributed import relaunch_with_torchrun
+
+    calls = []
+    monkeypatch.setattr(subprocess, "call", lambda cmd: calls.append(cmd) or 0)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    argv = ["train", "--env", "T2PO/ALFWorld-v0", "--nproc", "2", "--steps", "3", "--nproc=2"]
+    assert relaunch_with_torchrun(2, argv) == 0
+    cmd = calls[0]
+    assert cmd[1:5] == ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
+    assert cmd[5:] == ["-m", "optim.cli", "train", "--env", "T2PO/ALFWorld-v0", "--steps", "3"]
+    with pytest.raises(SystemExit, match="--nproc needs --env"):
+        relaunch_with_torchrun(2, ["train"], has_env=False)
+    with pytest.raises(SystemExit, match=">= 1"):
+        relaunch_with_torchrun(0, argv)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(SystemExit, match="inside a torchrun"):
+        relaunch_with_torchrun(2, argv)
+
+
+def test_task_blocks_and_rank_seeds():
+    blocks = [DistContext(r, 3).task_slice(8) for r in range(3)]
+    assert [(b.start, b.stop) for b in blocks] == [(0, 3), (3, 6), (6, 8)]  # whole groups, contiguous
+    with pytest.raises(ValueError, match="n_tasks=1 < world_size=2"):
+        DistContext(0, 2).task_slice(1)
+    from optim.trainer import _step_seed
+
+    assert DistContext(0, 2).step_seed(7, 3, 1) == _step_seed(7, 3, 1)  # rank 0: the single-process seed
+    assert len({DistContext(r, 4).step_seed(7, 3, 1) for r in range(4)}) == 4
+    with pytest.raises(ValueError, match="strategy"):
+        DistContext(0, 1, strategy="zero3")
