@@ -282,6 +282,9 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, model: PolicyModel | None = None, dist: "DistContext | None" = None):
         cfg.validate()
         self.cfg = cfg
+        # torch.distributed (optim/distributed.py): None joins a torchrun/accelerate job if there is one
+        # (first: it picks this rank's GPU before the model is loaded onto "cuda").
+        self.dist = dist if dist is not None else DistContext.from_env(device=cfg.device)
         if cfg.torch_threads:
             torch.set_num_threads(int(cfg.torch_threads))
         torch.manual_seed(cfg.seed)
@@ -306,9 +309,7 @@ class Trainer:
             self.ref_model = copy.deepcopy(self.model).eval()
             for p in self.ref_model.parameters():
                 p.requires_grad_(False)
-        # torch.distributed (optim/distributed.py): None joins a torchrun/accelerate job if there is one;
         # the update runs through DDP / FSDP2 wrappers, built before the optimizer (FSDP2 swaps parameters).
-        self.dist = dist if dist is not None else DistContext.from_env(device=cfg.device)
         self.train_model = self.dist.wrap(self.model)
         self.train_value_head = self.dist.wrap(self.value_head) if self.value_head is not None else None
         params = [p for p in self.model.parameters() if p.requires_grad]
