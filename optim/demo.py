@@ -94,7 +94,12 @@ class DemoModelConfig:
     intermediate_size: int = 192
     max_position_embeddings: int = 1024
     corpus_episodes: int = 200
-    """Expert episodes (train split) whose text trains the tokenizer."""
+    """Expert episodes (train split) whose text trains the tokenizer when no examples are given."""
+    tokenizer_turns: int | None = 2000
+    """The tokenizer trains on the first this many expert turns (``None``: all). The BPE
+    trainer's time grows with the text, and ALFWorld's templated text repeats: on a loaded
+    2-core machine the 8,465 turns of 1,094 games took 60 s, most of a 3-minute budget's
+    warm start. Runs before 2026-12-01 trained it on every turn."""
     env_kwargs: dict[str, Any] = field(default_factory=lambda: dict(DEMO_ENV_KWARGS))
 
 
@@ -278,7 +283,8 @@ def build_demo_model(
             "T2PO/ALFWorld-v0", cfg.corpus_episodes, split="train", seed=10_000, env_kwargs=cfg.env_kwargs,
             expert=SearchingExpert(),
         )
-    texts = [e.prompt for e in examples] + [e.response for e in examples]
+    corpus = examples if cfg.tokenizer_turns is None else examples[: cfg.tokenizer_turns]
+    texts = [e.prompt for e in corpus] + [e.response for e in corpus]
     tok = _train_tokenizer(texts, cfg.vocab_size)
     config = Qwen2Config(
         vocab_size=len(tok),
@@ -353,6 +359,13 @@ class DemoPlan:
     measured speed probe sizes the SFT steps to fit; the rest goes to RL and evaluations."""
     sft_step_reference_s: float = 0.1
     """SFT seconds per step on an idle 2-core machine (the speed the RL prior assumes)."""
+    max_rl_steps: int | None = None
+    """Stop RL after this many steps even when the budget has room (``None``: the budget decides)."""
+    eval_share: float = 0.12
+    """Share of the budget the first evaluation may use: it plays the games in chunks of
+    ``eval_chunk`` and stops after the chunk that passes it (at least one chunk); the final
+    evaluation then plays the same games, so both columns of the table are comparable."""
+    eval_chunk: int = 20
     plot_reserve_s: float = 8.0
     """Seconds kept at the end for the plots (importing matplotlib on a busy machine)."""
     rl_step_prior_s: float = 5.6
@@ -535,7 +548,10 @@ def _warm_start(out: Path, plan: DemoPlan, seed: int, log: Callable[[str], Any],
     log(f"warm start: {len(examples):,} expert turns from {games:,} of {plan.expert_episodes:,} train games "
         f"(expert success {stats['expert_success']:.2f}, {stats['turns']:.1f} turns/episode, {collect_s:.0f} s)")
     cfg = DemoModelConfig(**{**asdict(plan.model), "seed": seed})
+    t = time.perf_counter()
     pm = build_demo_model(None, cfg, examples=examples)
+    log(f"warm start: model built ({sum(p.numel() for p in pm.model.parameters()):,} parameters, a BPE of "
+        f"{len(pm.tokenizer):,} tokens trained on the expert text) in {time.perf_counter() - t:.0f} s")
     budget = None if clock is None else max(clock.at(plan.warm_start_share) - time.perf_counter(), 0.0)
     m = train_sft(pm, examples, steps=plan.sft_steps, batch_size=plan.sft_batch, lr=plan.sft_lr, seed=seed,
                   progress=True, time_budget_s=budget, progress_postfix=clock.postfix if clock else None)
@@ -574,6 +590,38 @@ TABLE_KEYS = [("success", "eval/success"), ("task score", "eval/task_score"), ("
               ("action valid", "eval/action_valid")]
 
 
+def _evaluate_games(pm: Any, plan: DemoPlan, games: int, deadline: float | None = None) -> dict[str, float]:
+    """Evaluate on games ``0 .. games-1`` of ``plan.eval_split``, in chunks of ``plan.eval_chunk``.
+
+    Chunk ``[c, c+n)`` resets with seeds ``c .. c+n-1`` (``{"game": "seed"}``: game k) and
+    samples with seed ``c``, so the same games give the same draws whatever came before.
+    With ``deadline`` (``perf_counter`` time) it stops after the chunk that passes it.
+    Returns :func:`optim.trainer.evaluate`'s metrics over all played games (episode
+    metrics weighted by episodes, turn metrics by turns); ``eval/episodes`` = games played.
+    """
+    from optim.trainer import evaluate
+
+    ek = plan.model.env_kwargs
+    per_episode = ("eval/success", "eval/task_score", "eval/turns")
+    sums: dict[str, float] = {}
+    n_ep = n_turns = 0.0
+    for c in range(0, games, max(plan.eval_chunk, 1)):
+        n = min(plan.eval_chunk, games - c)
+        m = evaluate(pm, DEMO_ENV, split=plan.eval_split, episodes=n, env_kwargs=ek, max_new_tokens=32,
+                     temperature=plan.eval_temperature, seed=c, batch=n, reset_options=plan.eval_reset_options)
+        turns = m["eval/turns"] * n
+        for k, v in m.items():
+            if k != "eval/episodes":
+                sums[k] = sums.get(k, 0.0) + v * (n if k in per_episode else turns)
+        n_ep += n
+        n_turns += turns
+        if deadline is not None and time.perf_counter() > deadline:
+            break
+    out = {k: v / max(n_ep if k in per_episode else n_turns, 1e-9) for k, v in sums.items()}
+    out["eval/episodes"] = n_ep
+    return out
+
+
 def run_demo(out_dir: str = "runs/demo", budget_min: float = 15.0, seed: int = 0, resume: bool = False,
              plan: DemoPlan | None = None, *, started_at: float | None = None, overwrite: bool = False,
              log: Callable[[str], Any] = print) -> dict[str, Any]:
@@ -596,7 +644,7 @@ def run_demo(out_dir: str = "runs/demo", budget_min: float = 15.0, seed: int = 0
 
     from optim.metrics import plot_curves, progress_bar, read_metrics
     from optim.models import choose_torch_threads, load_policy_model
-    from optim.trainer import Trainer, evaluate
+    from optim.trainer import Trainer
 
     if not budget_min > 0:
         raise ValueError(f"--budget-min must be a positive number of minutes, got {budget_min}")
@@ -620,29 +668,17 @@ def run_demo(out_dir: str = "runs/demo", budget_min: float = 15.0, seed: int = 0
 
     ek = plan.model.env_kwargs
 
-    def run_eval(pm: Any) -> dict[str, float]:
-        return evaluate(pm, DEMO_ENV, split=plan.eval_split, episodes=plan.eval_episodes, env_kwargs=ek,
-                        max_new_tokens=32, temperature=plan.eval_temperature, batch=min(plan.eval_episodes, 70),
-                        reset_options=plan.eval_reset_options)
-
     clock.phase("evaluate the warm start")
     t = time.perf_counter()
-    before = run_eval(load_policy_model(str(ws)))
+    before = _evaluate_games(load_policy_model(str(ws)), plan, plan.eval_episodes,
+                             deadline=t + plan.eval_share * clock.budget_s)
+    games = int(before["eval/episodes"])
     phases["eval_before_s"] = time.perf_counter() - t
-    log(f"warm start: eval success {before['eval/success']:.3f} on {plan.eval_episodes} {plan.eval_split} games "
+    cut = "" if games >= plan.eval_episodes else f" (of {plan.eval_episodes}: what fitted the evaluation's share)"
+    log(f"warm start: eval success {before['eval/success']:.3f} on {games} {plan.eval_split} games{cut} "
         f"({phases['eval_before_s']:.0f} s)")
 
     clock.phase("t2po")
-    overrides = {"torch_threads": threads, "env_kwargs": dict(ek), **plan.train_overrides}
-    cfg = demo_train_config("t2po", str(ws), str(out / "t2po"), seed, **overrides)
-    trainer = Trainer(cfg)
-    if resume:
-        try:
-            trainer.resume()
-            log(f"resumed at step {trainer.step}")
-        except FileNotFoundError:
-            pass
-    start_step = trainer.step
     # Keep what the final evaluation needs (the first one's time, with room for noise: a
     # second evaluation of the same games measured up to 1.8x the first on a busy machine)
     # and the plots (importing matplotlib alone can take seconds).
@@ -653,22 +689,43 @@ def run_demo(out_dir: str = "runs/demo", budget_min: float = 15.0, seed: int = 0
     if built_now:
         slowdown = min(max(float(sft["s_per_step"]) / plan.sft_step_reference_s, 0.5), 20.0)
     step_times: list[float] = []
-    t = time.perf_counter()
-    bar = progress_bar(desc="t2po", unit="step")
     stop_reason = ""
+
+    def no_room() -> bool:
+        nonlocal stop_reason
+        est = max(step_times[-3:]) if step_times else plan.rl_step_prior_s * slowdown
+        room = clock.left() - reserve
+        if est > room:
+            stop_reason = (f"the budget left {max(room, 0):.0f} s for RL after keeping {reserve:.0f} s for the "
+                           f"final evaluation, and a step takes about {est:.0f} s")
+        return est > room
+
+    t = time.perf_counter()
+    trainer = None
+    cfg = None
+    if resume or not no_room():  # building the trainer costs seconds: not when no step fits
+        overrides = {"torch_threads": threads, "env_kwargs": dict(ek), **plan.train_overrides}
+        cfg = demo_train_config("t2po", str(ws), str(out / "t2po"), seed, **overrides)
+        trainer = Trainer(cfg)
+        if resume:
+            try:
+                trainer.resume()
+                log(f"resumed at step {trainer.step}")
+            except FileNotFoundError:
+                pass
+    start_step = trainer.step if trainer is not None else 0
+    bar = None
     try:
-        while True:
-            est = max(step_times[-3:]) if step_times else plan.rl_step_prior_s * slowdown
-            room = clock.left() - reserve
-            if est > room:
-                stop_reason = (f"the budget left {max(room, 0):.0f} s for RL after keeping {reserve:.0f} s for the "
-                               f"final evaluation, and a step takes about {est:.0f} s")
+        while trainer is not None and not no_room():
+            if plan.max_rl_steps is not None and trainer.step - start_step >= plan.max_rl_steps:
                 break
             t0 = time.perf_counter()
             m = trainer.train_step()
             step_times.append(time.perf_counter() - t0)
             if trainer.step % cfg.checkpoint_every == 0:
                 trainer.save()
+            if bar is None:  # made lazily: no empty bar when no step runs
+                bar = progress_bar(desc="t2po", unit="step", initial=start_step)
             bar.set_postfix(success=f"{m['charts/success']:.2f}", turns=f"{m['charts/turns']:.1f}",
                             tti=f"{m['hesitation/tti_fire_rate']:.2f}", gn=f"{m['losses/grad_norm']:.2f}",
                             **clock.postfix(), refresh=False)
@@ -677,28 +734,30 @@ def run_demo(out_dir: str = "runs/demo", budget_min: float = 15.0, seed: int = 0
         log(f"\ninterrupted: checkpoint {trainer.save()}")
         raise
     finally:
-        bar.close()
-    new_steps = trainer.step - start_step
+        if bar is not None:
+            bar.close()
+    steps_total = trainer.step if trainer is not None else 0
+    new_steps = steps_total - start_step
     phases["train_s"] = time.perf_counter() - t
     if new_steps:
         trainer.save()
 
     after: dict[str, float] | None = None
-    if trainer.step > 0:
+    if steps_total > 0:
         clock.phase("evaluate after t2po")
         t = time.perf_counter()
-        after = run_eval(trainer.pm)
+        after = _evaluate_games(trainer.pm, plan, games)
         phases["eval_after_s"] = time.perf_counter() - t
 
     files: list[Path] = []
-    if trainer.step > 0:
+    if steps_total > 0:
         rows = read_metrics(Path(cfg.out_dir) / "metrics.jsonl")
         files += [p for p in (plot_curves({"t2po": rows}, out / "curves.png"), trainer.logger.plot()) if p]
-    files.append(_plot_before_after(before, after, out / "before_after.png", plan))
+    files.append(_plot_before_after(before, after, out / "before_after.png", plan, games=games))
     total = clock.elapsed()
 
     log("")
-    log(f"ALFWorld {plan.eval_split}, {plan.eval_episodes} fixed games, temperature {plan.eval_temperature}, "
+    log(f"ALFWorld {plan.eval_split}, {games}{cut} fixed games, temperature {plan.eval_temperature}, "
         f"<= {ek.get('max_turns')} turns")
     if after is not None:
         log(f"{'metric':18s} {'warm start':>11s} {'after t2po':>11s} {'change':>8s}")
@@ -708,10 +767,10 @@ def run_demo(out_dir: str = "runs/demo", budget_min: float = 15.0, seed: int = 0
         log(f"{'metric':18s} {'warm start':>11s}")
         for name, k in TABLE_KEYS:
             log(f"{name:18s} {before[k]:11.3f}")
-    games, games_asked = int(sft.get("games", 0)), int(sft.get("games_asked", plan.expert_episodes))
+    expert_games, games_asked = int(sft.get("games", 0)), int(sft.get("games_asked", plan.expert_episodes))
     done, asked = int(sft.get("steps", 0)), int(sft.get("steps_asked", plan.sft_steps))
-    allowed = (f"budget {budget_min:g} min: expert games {games:,} of {games_asked:,}, SFT {done:,} of {asked:,} steps"
-               f"{'' if built_now else ' (cached)'}, {new_steps} T2PO steps"
+    allowed = (f"budget {budget_min:g} min: expert games {expert_games:,} of {games_asked:,}, SFT {done:,} of {asked:,} steps"
+               f"{'' if built_now else ' (cached)'}, evaluation games {games} of {plan.eval_episodes}, {new_steps} T2PO steps"
                f"{f' (from step {start_step})' if start_step else ''}, torch threads {threads}")
     log(allowed)
     log(f"total {total:.0f} s (warm start {phases['warm_start_s']:.0f} s, RL {phases['train_s']:.0f} s, evals "
@@ -720,7 +779,7 @@ def run_demo(out_dir: str = "runs/demo", budget_min: float = 15.0, seed: int = 0
         log(f"NO TRAINING: no T2PO step ran in this job: {stop_reason}. The warm start is cached in {ws}; "
             f"run again with a larger --budget-min (e.g. --budget-min {max(2 * budget_min, 3):g}) to train.")
     existing = [str(p) for p in files if p is not None and Path(p).exists()]
-    if trainer.step > 0 and trainer.ckpt_dir.exists():
+    if trainer is not None and steps_total > 0 and trainer.ckpt_dir.exists():
         existing.append(f"checkpoints {trainer.ckpt_dir}")
     log("files: " + ", ".join(existing))
     result = {
@@ -728,11 +787,12 @@ def run_demo(out_dir: str = "runs/demo", budget_min: float = 15.0, seed: int = 0
         "before_success": before["eval/success"],
         "after_success": None if after is None else after["eval/success"],
         "gain_points": None if after is None else 100 * (after["eval/success"] - before["eval/success"]),
-        "steps": trainer.step,
+        "steps": steps_total,
         "new_steps": new_steps,
         "sft_steps": done,
         "sft_steps_asked": asked,
-        "expert_games": games,
+        "expert_games": expert_games,
+        "eval_games": games,
         "budget_s": round(clock.budget_s, 1),
         "total_s": round(total, 1),
         **{k: round(v, 1) for k, v in phases.items()},
@@ -745,7 +805,7 @@ def run_demo(out_dir: str = "runs/demo", budget_min: float = 15.0, seed: int = 0
 
 
 def _plot_before_after(before: dict[str, float], after: dict[str, float] | None, path: Path,
-                       plan: DemoPlan | None = None) -> Path:
+                       plan: DemoPlan | None = None, games: int | None = None) -> Path:
     """Bars of the warm start's (and, when trained, the trained policy's) evaluation, labelled."""
     import matplotlib
 
@@ -769,7 +829,7 @@ def _plot_before_after(before: dict[str, float], after: dict[str, float] | None,
     # headroom above the tallest bar for its label: bars at 1.0 are not cut off
     ax.set_ylim(0, top * 1.15)
     ax.set_ylabel("fraction of episodes / turns", fontsize=8)
-    title = f"ALFWorld {plan.eval_split}, {plan.eval_episodes} games: warm start"
+    title = f"ALFWorld {plan.eval_split}, {games or plan.eval_episodes} games: warm start"
     ax.set_title(title + (" vs after T2PO" if after is not None else " (no T2PO step ran)"), fontsize=9)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()

@@ -179,10 +179,19 @@ def train_sft(
     on the batch), ``sft/examples``, ``sft/steps`` (steps run), ``sft/steps_asked``
     (``steps``) and ``sft/s_per_step`` (mean wall seconds per step).
     """
-    data = [_encode(pm, ex) for ex in examples]
-    data = [(p, r) for p, r in data if r]
-    if not data:
+    t_start = time.perf_counter()  # the budget covers encoding too
+    examples = list(examples)
+    if not examples:
         raise ValueError("no SFT examples: the expert produced no turns (check the env's oracle_action)")
+    # Encoded when first drawn: a short (budgeted) run does not pay for encoding thousands
+    # of prompts it never trains on. Examples with an empty response are skipped.
+    encoded: dict[int, tuple[list[int], list[int]]] = {}
+
+    def draw(idx: list[int]) -> list[tuple[list[int], list[int]]]:
+        for i in idx:
+            if i not in encoded:
+                encoded[i] = _encode(pm, examples[i])
+        return [encoded[i] for i in idx if encoded[i][1]]
     rng = random.Random(seed)
     model = pm.model
     params = [p for p in model.parameters() if p.requires_grad]
@@ -200,7 +209,6 @@ def train_sft(
 
         bar = progress_bar(total=steps, desc="sft", unit="step")
     order: list[int] = []
-    t_start = time.perf_counter()
     t_probe = t_start
     step = 0
     while step < total[0]:
@@ -219,11 +227,15 @@ def train_sft(
             if elapsed > time_budget_s:
                 break
         if len(order) < batch_size:
-            more = list(range(len(data)))
+            more = list(range(len(examples)))
             rng.shuffle(more)
             order += more
         idx, order = order[:batch_size], order[batch_size:]
-        batch = [data[i] for i in idx]
+        batch = draw(idx)
+        if not batch:
+            if len(encoded) == len(examples) and not any(r for _, r in encoded.values()):
+                raise ValueError("no SFT examples: every expert response encodes to no tokens")
+            continue
         L = max(len(p) + len(r) for p, r in batch)
         ids = torch.full((len(batch), L), pm.pad_id, dtype=torch.long)
         attn = torch.zeros((len(batch), L), dtype=torch.long)
@@ -244,7 +256,7 @@ def train_sft(
         with torch.no_grad():
             pred = torch.nn.functional.pad(logits[:, :-1].argmax(-1), (1, 0))
             acc = masked_mean((pred == ids).float(), mask)
-        last = {"sft/loss": float(loss.detach()), "sft/token_acc": float(acc), "sft/grad_norm": gn, "sft/examples": float(len(data))}
+        last = {"sft/loss": float(loss.detach()), "sft/token_acc": float(acc), "sft/grad_norm": gn, "sft/examples": float(len(examples))}
         step += 1
         if log is not None:
             log(step, last)
