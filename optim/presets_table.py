@@ -60,6 +60,21 @@ wrapper-free evaluation the project used before.
 """
 
 
+_CALIBRATE = """## Calibrate TTI and TDS on your own model
+
+The released modes carry the released constants (TTI: 20 flat tokens at 1e-4; TDS: eta 0.3 on
+the reference score). The paper modes have thresholds whose scale depends on the model and
+the signal; set them from one rollout of your own policy:
+
+- TTI (window rule): record `g.signal[:g.think_tokens]` from a backend asked for the signal
+  (`HFPolicy(..., signal="paper")`), then
+  `epsilon_for_rate(signals, 0.2, TTIConfig(...))` (`t2po_gym.wrappers.tti`) is the epsilon at
+  which the rule fires on about 20% of those thoughts.
+- TDS: `eta_for_rate(TurnDedup.history, 0.05)` (`t2po_gym.wrappers.tds`) is the eta at which
+  about 5% of pairs of unrelated turns would count as repeats.
+"""
+
+
 def _fmt(v) -> str:
     if isinstance(v, dict):
         return "{" + ", ".join(f"{k}: {_fmt(x)}" for k, x in v.items()) + "}"
@@ -95,6 +110,7 @@ def render() -> str:
     out.append("\nThe other algorithms run with `tti=False`, `tds=False`, `eval_tti=False`.\n")
     out.append(_ADV)
     out.append(_EVAL)
+    out.append(_CALIBRATE)
     out.append("## Where we cannot follow the released code\n")
     out.append("| env | setting | released | source | what we do, and why |")
     out.append("| --- | --- | --- | --- | --- |")
