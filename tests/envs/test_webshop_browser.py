@@ -227,3 +227,16 @@ def test_released_protocol_is_refused_with_the_reason():
         WebShopBrowserEnv(protocol="released")
     with pytest.raises(ValueError, match="timeout_s"):
         WebShopBrowserEnv(timeout_s=float("inf"))
+
+
+def test_close_kills_a_browser_that_cannot_quit(tmp_path, monkeypatch):
+    """quit() on a stopped browser fails (bounded); close() still leaves no process behind."""
+    monkeypatch.setenv("T2PO_CACHE", str(tmp_path))
+    env = WebShopBrowserEnv(timeout_s=2.0, **KW)
+    try:
+        env.reset(seed=1)
+        pids = env.browser_pids()
+        _fault_chromium_stop(env)
+    finally:
+        env.close()
+    assert not _alive(pids) and env.browser_pids() == []
