@@ -10,6 +10,13 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+def pytest_addoption(parser, pluginmanager):
+    # pyproject's `timeout` ini option belongs to pytest-timeout (the dev extra). Without the
+    # plugin, declare it, so that pytest does not warn "Unknown config option: timeout".
+    if not pluginmanager.hasplugin("timeout"):
+        parser.addini("timeout", "per-test timeout in seconds (read by pytest-timeout when installed)")
+
+
 def pytest_configure(config):
     config.addinivalue_line(
         "markers",
