@@ -163,7 +163,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if args.resume:
             ckpt = trainer.resume(allow_config_change=args.allow_config_change)
             print(f"resumed from {ckpt} at step {trainer.step}")
-    except (CheckpointError, ConfigMismatchError, RunDirNotEmptyError) as exc:
+    except (CheckpointError, ConfigMismatchError, RunDirNotEmptyError, FileNotFoundError) as exc:
         raise SystemExit(f"error: {exc}") from None
     try:
         trainer.train()
