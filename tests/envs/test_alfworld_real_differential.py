@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[2]
 DATA = REPO.parent / "shared" / "data" / "alfworld-real"
 GAMES = sorted(DATA.rglob("game.tw-pddl")) if DATA.is_dir() else []
 KITCHEN = ("pick_heat", "pick_cool")
-N_RANDOM = 16
+N_RANDOM = 12
 
 
 def _param(p: Path):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from t2po_gym.envs.alfworld.assets import load_assets
 from t2po_gym.envs.alfworld.game import Game
+from t2po_gym.envs.alfworld.real_game import find_alfworld_games  # noqa: F401  (kept importable from here)
 
 __all__ = ["export_game", "pddl_problem", "pddl_goal", "TextWorldEngine", "find_alfworld_games"]
 
@@ -122,23 +123,6 @@ def export_game(game: Game, directory: str | os.PathLike) -> Path:
     path = d / "game.tw-pddl"
     path.write_text(json.dumps(data))
     return path
-
-
-def find_alfworld_games(root: str | os.PathLike | None = None) -> list[Path]:
-    """Real ALFWorld games (``game.tw-pddl`` files marked solvable) under ``root`` or ``$ALFWORLD_DATA``."""
-    root = root or os.environ.get("ALFWORLD_DATA")
-    if not root or not Path(root).is_dir():
-        return []
-    games = []
-    for path in sorted(Path(root).rglob("game.tw-pddl")):
-        if "movable" in str(path) or "Sliced" in str(path):
-            continue  # ALFWorld skips these too
-        try:
-            if json.loads(path.read_text()).get("solvable"):
-                games.append(path)
-        except (OSError, ValueError):
-            continue
-    return games
 
 
 class TextWorldEngine:
