@@ -347,13 +347,14 @@ def _join(lits: list, types: dict, src: FactSource, b: dict) -> bool:
             if not _eval(lit, src, b):
                 return False
             return _join(lits[:k] + lits[k + 1 :], types, src, b)
-    # 2. a positive atom: enumerate the facts that match its bound arguments (fewest free first)
+    # 2. a positive atom: enumerate the facts that match its bound arguments, from the
+    #    predicate with the fewest facts (an empty one, e.g. no isHot yet, fails at once)
     best = None
     for k, lit in enumerate(lits):
         if lit.kind == "atom":
-            n_free = len(lit.vars - b.keys())
-            if best is None or n_free < best[0]:
-                best = (n_free, k)
+            size = len(src.facts(lit.args[0]))
+            if best is None or size < best[0]:
+                best = (size, k)
     if best is not None:
         k = best[1]
         lit, rest = lits[k], lits[:k] + lits[k + 1 :]

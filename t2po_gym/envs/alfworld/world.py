@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from t2po_gym.envs.alfworld import text as T
 from t2po_gym.envs.alfworld.game import Game
-from t2po_gym.envs.alfworld.pddl import compile_goal
+from t2po_gym.envs.alfworld.pddl import compile_goal, formula_predicates
 from t2po_gym.envs.alfworld.spec import WorldSpec, spec_from_game
 
 __all__ = ["World", "StepResult"]
@@ -29,7 +29,20 @@ __all__ = ["World", "StepResult"]
 StepResult = tuple[str, bool]  # (feedback, won)
 
 _KNIVES = ("Knife", "ButterKnife")  # alfred.pddl SliceObject
-_STATE_CHANGING = frozenset(("goto", "open", "close", "take", "move", "heat", "cool", "clean", "use", "slice"))
+# The predicates each action can change: the goal is tested again only when one it uses changed.
+_CHANGES = {
+    "goto": frozenset(("atlocation",)),
+    "open": frozenset(("opened",)),
+    "close": frozenset(("opened",)),
+    "take": frozenset(("inreceptacle", "objectatlocation", "holds", "holdsany")),
+    "move": frozenset(("inreceptacle", "objectatlocation", "holds", "holdsany")),
+    "heat": frozenset(("ishot", "iscool")),
+    "cool": frozenset(("ishot", "iscool")),
+    "clean": frozenset(("isclean",)),
+    "use": frozenset(("ison", "istoggled")),
+    "slice": frozenset(("issliced",)),
+}
+_STATE_CHANGING = frozenset(_CHANGES)
 
 
 class World:
@@ -59,8 +72,10 @@ class World:
         if "goal" not in cache:
             # compiled once per game: the goal test and the facts no action changes
             cache["goal"] = compile_goal(sp.goal)
+            cache["goal_predicates"] = formula_predicates(sp.goal)
             cache["static"] = {}
         self._goal_fn = cache["goal"]
+        self._goal_predicates = cache["goal_predicates"]
         self._static_facts = cache["static"]
         self._rtype_lower = [r.rtype.lower() for r in self.recs]
         self._won = False
@@ -321,7 +336,7 @@ class World:
             out = T.SLICE.format(obj=self.objs[i].name, knife=self.objs[k].name)
         else:  # pragma: no cover - every kind is listed above
             raise AssertionError(kind)
-        if kind in _STATE_CHANGING:
+        if kind in _STATE_CHANGING and not self._goal_predicates.isdisjoint(_CHANGES[kind]):
             self._won = self._goal_test()
         return out, self._won
 
@@ -366,11 +381,12 @@ _STATIC_PREDICATES = frozenset(
 class _Facts:
     """The world's current facts, by PDDL predicate (lower-cased), for the goal test."""
 
-    __slots__ = ("w", "_cache")
+    __slots__ = ("w", "_cache", "_lists")
 
     def __init__(self, w: World):
         self.w = w
         self._cache: dict[str, set] = {}
+        self._lists: dict[str, list] = {}
 
     def fact_set(self, pred: str) -> set:
         s = self._cache.get(pred)
@@ -379,12 +395,12 @@ class _Facts:
         return s
 
     def facts(self, pred: str):
-        if pred in _STATIC_PREDICATES:
-            cached = self.w._static_facts.get(pred)
-            if cached is None:
-                cached = self.w._static_facts[pred] = self._facts(pred)
-            return cached
-        return self._facts(pred)
+        # static facts once per game, the others once per goal test (this object's life)
+        store = self.w._static_facts if pred in _STATIC_PREDICATES else self._lists
+        cached = store.get(pred)
+        if cached is None:
+            cached = store[pred] = self._facts(pred)
+        return cached
 
     def objects_of_type(self, typ: str):
         sp = self.w.spec
