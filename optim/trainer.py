@@ -522,8 +522,8 @@ class Trainer:
                 f"over with --overwrite (optim.checkpoint.prepare_run_dir(..., overwrite=True)), or use another out_dir")
         history = []
         bar = None
-        if self.cfg.progress:
-            from tqdm.auto import tqdm
+        if self.cfg.progress and self.dist.is_main:  # one bar per job, not per rank
+            from optim.metrics import progress_bar  # one line per interval when not a terminal
 
             bar = tqdm(total=target, initial=self.step, desc=f"{self.cfg.algo} {self.cfg.env_id}", unit="step")
         try:
