@@ -523,7 +523,7 @@ class Trainer:
         history = []
         bar = None
         if self.cfg.progress and self.dist.is_main:  # one bar per job, not per rank
-            from optim.metrics import progress_bar  # one line per interval when not a terminal
+            from tqdm.auto import tqdm
 
             bar = tqdm(total=target, initial=self.step, desc=f"{self.cfg.algo} {self.cfg.env_id}", unit="step")
         try:
