@@ -523,9 +523,9 @@ class Trainer:
         history = []
         bar = None
         if self.cfg.progress and self.dist.is_main:  # one bar per job, not per rank
-            from tqdm.auto import tqdm
+            from optim.metrics import progress_bar  # one line per interval when not a terminal
 
-            bar = tqdm(total=target, initial=self.step, desc=f"{self.cfg.algo} {self.cfg.env_id}", unit="step")
+            bar = progress_bar(total=target, initial=self.step, desc=f"{self.cfg.algo} {self.cfg.env_id}", unit="step")
         try:
             while self.step < target:
                 m = self.train_step()
@@ -538,7 +538,8 @@ class Trainer:
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(
-                        success=f"{m['charts/success']:.2f}", turns=f"{m['charts/turns']:.1f}", gn=f"{m['losses/grad_norm']:.2f}"
+                        success=f"{m['charts/success']:.2f}", turns=f"{m['charts/turns']:.1f}", gn=f"{m['losses/grad_norm']:.2f}",
+                        refresh=False,
                     )
         except KeyboardInterrupt:
             path = self.save()
