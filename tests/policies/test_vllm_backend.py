@@ -215,3 +215,108 @@ def test_v2_slot_table_recycles_slots_and_refuses_speculative_rows(tiny):
 def test_vllm_policy_rejects_an_unknown_interface():
     with pytest.raises(ValueError, match="interface"):
         VLLMPolicy("Qwen/Qwen3-0.6B", interface="v3")
+
+
+# ---------------------------------------------------------------- VLLMPolicy's own glue, on a fake engine
+def _fake_vllm(monkeypatch, tok, script):
+    """A stand-in for the few vLLM names VLLMPolicy uses, stepping like Model Runner V2.
+
+    Not vLLM: it checks VLLMPolicy's Python (SamplingParams.extra_args, the registry, the
+    processor's add_request/apply calls, Generation records), never vLLM's behaviour.
+    """
+    import sys
+    import types
+    from types import SimpleNamespace
+
+    class LogitsProcessor:  # the base class the V2 loader demands
+        pass
+
+    class SamplingParams(SimpleNamespace):
+        pass
+
+    class LLM:
+        def __init__(self, model, logits_processors=(), **kw):
+            self.kw = kw
+            self.req = SimpleNamespace(prompt_len=SimpleNamespace(np=np.zeros(64, dtype=np.int64)))
+            self.procs = [cls(None, self.req) for cls in logits_processors]
+
+        def get_tokenizer(self):
+            return tok
+
+        def generate(self, texts, params, use_tqdm=False):
+            slots = list(range(10, 10 + len(texts)))[::-1]  # recycled, out of order
+            plen = [len(tok.encode(t, add_special_tokens=False)) for t in texts]
+            active = []
+            for i, (slot, p) in enumerate(zip(slots, params)):
+                self.req.prompt_len.np[slot] = plen[i]
+                active.append(all(pr.add_request(slot, p) for pr in self.procs))
+            out = [[] for _ in texts]
+            lps = [[] for _ in texts]
+            for step in range(params[0].max_tokens):
+                order = list(range(len(texts)))[::-1] if step % 2 else list(range(len(texts)))
+                rows = []
+                for i in order:
+                    t, sharp = script(i, step)
+                    row = torch.zeros(len(tok))
+                    row[t] = sharp
+                    rows.append(row)
+                raw = torch.stack(rows)
+                logits = raw.clone()
+                ctx = SimpleNamespace(
+                    idx_mapping_np=np.array([slots[i] for i in order]),
+                    seq_lens_upper_bound_np=np.array([plen[i] + len(out[i]) for i in order]),
+                    input_ids=torch.tensor([out[i][-1] if out[i] else 0 for i in order]),
+                )
+                for pr in self.procs:
+                    logits = pr.apply(logits, ctx)
+                for r, i in enumerate(order):
+                    t = int(logits[r].argmax())
+                    out[i].append(t)
+                    lp = torch.log_softmax(raw[r], -1)  # raw log-probs, as logprobs_mode="raw_logprobs"
+                    lps[i].append({t: SimpleNamespace(logprob=float(lp[t]))})
+            return [SimpleNamespace(outputs=[SimpleNamespace(
+                token_ids=o, text=tok.decode(o), logprobs=lp, finish_reason="length", stop_reason=None)])
+                for o, lp in zip(out, lps)]
+
+    vllm = types.ModuleType("vllm")
+    vllm.LLM, vllm.SamplingParams = LLM, SamplingParams
+    names = ["vllm.v1", "vllm.v1.worker", "vllm.v1.worker.gpu", "vllm.v1.worker.gpu.sample",
+             "vllm.v1.worker.gpu.sample.logits_processor"]
+    monkeypatch.setitem(sys.modules, "vllm", vllm)
+    for n in names:
+        monkeypatch.setitem(sys.modules, n, types.ModuleType(n))
+    sys.modules["vllm.v1.worker.gpu.sample.logits_processor"].LogitsProcessor = LogitsProcessor
+
+
+def test_vllm_policy_glue_on_a_fake_v2_engine_matches_hfpolicy(monkeypatch, scripted, tiny):
+    _, tok = tiny
+    a, close = tok.encode("a")[0], tok.convert_tokens_to_ids("</think>")
+    scripts = [varying_then_flat(a, 12), closes_at(a, close, 4)]
+    script = lambda row, step: scripts[row](row, step)  # noqa: E731
+    cfg = TTIConfig(rule="window", window=4, epsilon=0.01, min_think_tokens=3, max_think_tokens=None)
+    sc = SamplingConfig(temperature=0, max_new_tokens=30, stop=())
+    want = ThinkingIntervention(scripted(script, signal="paper"), cfg).generate([PROMPT] * 2, sc)
+    _fake_vllm(monkeypatch, tok, script)
+    monkeypatch.delenv("VLLM_USE_V2_MODEL_RUNNER", raising=False)
+    engine = VLLMPolicy("fake", chat_template=False, signal="paper")
+    got = ThinkingIntervention(engine, cfg).generate([PROMPT] * 2, sc)
+    for g, w in zip(got, want):
+        assert g.token_ids == w.token_ids
+        assert (g.intervened, g.intervention_position, g.think_tokens) == (w.intervened, w.intervention_position,
+                                                                          w.think_tokens)
+        assert g.forced_mask == w.forced_mask
+        np.testing.assert_allclose(g.signal, w.signal, atol=1e-6)
+        np.testing.assert_allclose(g.logprobs, w.logprobs, atol=1e-5)
+    assert got[0].intervened and not got[1].intervened
+    from t2po_gym.policies import vllm_backend
+
+    assert not vllm_backend._REGISTRY  # per-request states are dropped after generate
+    # the entry point's attribute resolves to the V2 class (V1 when VLLM_USE_V2_MODEL_RUNNER=0)
+    cls = vllm_backend.T2POTTILogitsProcessor
+    assert issubclass(cls, sys_modules_lp()) and not cls(None, None).add_request(3, SamplingConfig())
+
+
+def sys_modules_lp():
+    import sys
+
+    return sys.modules["vllm.v1.worker.gpu.sample.logits_processor"].LogitsProcessor
