@@ -6,7 +6,9 @@ What *is* tested (``tests/policies/test_vllm_backend.py``) is everything that do
 vLLM: :class:`TTILogitsState`, the per-request TTI state machine, and :class:`TTISlotTable`,
 the batch bookkeeping of the Model Runner V2 processor (request slots, rows reordered every
 step, chunked prefill, preemption refills), driven with fake logits and slot mappings and
-compared with HFPolicy's decisions. ``benchmarks/gpu_check.py`` runs the rest on a GPU.
+compared with HFPolicy's decisions; and VLLMPolicy's own Python (``SamplingParams.extra_args``,
+the registry, ``Generation`` records) on a fake engine that steps like Model Runner V2 (a test
+of our glue, not of vLLM). ``benchmarks/gpu_check.py`` runs the real engine on a GPU.
 
 ## vLLM interfaces used (written against vLLM's source, ``vllm-project/vllm``)
 
