@@ -510,15 +510,21 @@ def _same(a: Any, b: Any) -> bool:
     return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
 
 
-def config_mismatch_message(path: str | os.PathLike, refused: list[str]) -> str:
-    """The error text for fixed fields that differ on resume, with the ways to proceed."""
+def config_mismatch_message(path: str | os.PathLike, refused: list[str],
+                            saved: Mapping[str, Any] | None = None) -> str:
+    """The error text for fixed fields that differ on resume, with the ways to proceed
+    (``saved``: the checkpoint's config, to spell out the ``--set`` that restores it)."""
     fields = [line.split(":", 1)[0] for line in refused]
     lines = "\n  ".join(refused)
+    saved = saved or {}
+    restore = " ".join(
+        f"--set {f}={saved[f] if isinstance(saved[f], str) else json.dumps(saved[f])}" for f in fields if f in saved
+    ) or f"--set {fields[0]}=<checkpoint value>"
     return (
         f"cannot resume from {path}: these fields differ from the checkpoint's and define the experiment "
         f"(checkpoint -> now):\n  {lines}\n"
-        f"Resume with the checkpoint's values (e.g. --set {fields[0]}=<checkpoint value>), start a new run in "
-        f"another --out, or accept the change with --allow-config-change {' --allow-config-change '.join(fields)} "
+        f"Resume with the checkpoint's values ({restore}), start a new run in another --out, or accept the "
+        f"change with --allow-config-change {' --allow-config-change '.join(fields)} "
         f"(Trainer.resume(allow_config_change=[...]))."
     )
 

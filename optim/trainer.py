@@ -601,7 +601,7 @@ class Trainer:
         applied, refused = compare_configs(state.get("config") or {}, self.cfg.to_dict(), defaults=defaults,
                                            allow=allow_config_change)
         if refused:
-            raise ConfigMismatchError(config_mismatch_message(ckpt, refused))
+            raise ConfigMismatchError(config_mismatch_message(ckpt, refused, state.get("config")))
         for line in applied:
             print(f"resume: {line} (the new value applies)")
         if self.dist.sharded:  # FSDP2: full weights and optimizer state into this rank's shards

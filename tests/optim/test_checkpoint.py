@@ -198,6 +198,8 @@ def test_resume_refuses_fixed_fields_and_names_each(tmp_path, change):
     for key, value in change.items():
         assert f"{key}: " in msg and repr(value) in msg
     assert "--allow-config-change" in msg
+    if "group_size" in change:
+        assert "--set group_size=2" in msg  # the checkpoint's value, ready to paste
     assert tr.step == 0
 
 
