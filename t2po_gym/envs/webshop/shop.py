@@ -6,10 +6,13 @@ search box) in reading order. The text env joins the element texts with `` [SEP]
 Flask site renders the same elements as HTML, and the browser env reads them back from
 the DOM, so both envs see the same strings by construction.
 
-Pages (WebShop's): ``search`` (instruction and a search box), ``results`` (10 of at most 50
-hits per page, ``< Prev`` / ``Next >``), ``item`` (option groups, title, price, rating,
-``Description`` / ``Features`` / ``Reviews`` [/ ``Attributes``] and ``Buy Now``), the four
-sub-pages (with ``< Prev`` back to the item), and ``done`` (the score).
+Pages (WebShop's templates, ``web_agent_site/templates/*.html``): ``search`` (instruction and a
+search box), ``results`` (10 of at most 50 hits per page; ``< Prev`` after page 1, ``Next >`` on
+every page), ``item`` (option groups, title, price, ``Rating: N.A.``, ``Description`` /
+``Features`` / ``Reviews`` [/ ``Attributes``] and ``Buy Now``), the four sub-pages (with
+``< Prev`` back to the item; reviews are empty, as WebShop never loads them), and ``done`` (the
+score). The text is what WebShop's text env prints in its ``text`` mode: blank strings dropped,
+the rest stripped (see ``docs/webshop.md``).
 Clicks are matched case-insensitively, as WebShop lower-cases its clickables.
 """
 
