@@ -352,7 +352,7 @@ def _join(lits: list, types: dict, src: FactSource, b: dict) -> bool:
     best = None
     for k, lit in enumerate(lits):
         if lit.kind == "atom":
-            size = len(src.facts(lit.args[0]))
+            size = src.size(lit.args[0]) if hasattr(src, "size") else len(src.facts(lit.args[0]))
             if best is None or size < best[0]:
                 best = (size, k)
     if best is not None:

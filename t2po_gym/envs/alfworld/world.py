@@ -79,6 +79,7 @@ class World:
         self._static_facts = cache["static"]
         self._rtype_lower = [r.rtype.lower() for r in self.recs]
         self._won = False
+        self._base_by_loc: dict[int, dict[str, tuple]] = {}
         self.reset()
 
     # ------------------------------------------------------------------ state
@@ -107,6 +108,7 @@ class World:
         self.toggled: set[int] = set(flags.get("istoggled", ()))
         self.on: set[int] = set(flags.get("ison", ()))
         self._admissible: dict[str, tuple] | None = None
+        self._sorted: list[str] | None = None
         self._won = self._goal_test()
         # The intro derives "#look.feedback#" with no action bound: in the middle of the
         # room it lists every receptacle (alfred.twl2 "list_appliances").
@@ -210,13 +212,18 @@ class World:
         if self._admissible is not None:
             return self._admissible
         sp = self.spec
-        cmds: dict[str, tuple] = {"look": ("look",), "inventory": ("inventory",)}
-        if sp.has_help:
-            cmds["help"] = ("help",)
         at = self.at
-        for k, rec in enumerate(self.recs):
-            if rec.loc != at:
-                cmds[f"go to {rec.name}"] = ("goto", k)
+        base = self._base_by_loc.get(at)
+        if base is None:
+            # the commands that depend on the location only (look, inventory, help, go to ...)
+            base = {"look": ("look",), "inventory": ("inventory",)}
+            if sp.has_help:
+                base["help"] = ("help",)
+            for k, rec in enumerate(self.recs):
+                if rec.loc != at:
+                    base[f"go to {rec.name}"] = ("goto", k)
+            self._base_by_loc[at] = base
+        cmds = dict(base)
         held = self.held
         hobj = self.objs[held] if held >= 0 else None
         if hobj is not None:
@@ -255,7 +262,9 @@ class World:
 
     def admissible_commands(self) -> list[str]:
         """The admissible commands, sorted (as ALFWorld lists them)."""
-        return sorted(self.admissible())
+        if self._sorted is None:
+            self._sorted = sorted(self.admissible())
+        return list(self._sorted)
 
     def step(self, command: str) -> StepResult:
         """Apply ``command``; an inadmissible one prints "Nothing happens." and changes nothing."""
@@ -265,6 +274,7 @@ class World:
         kind = act[0]
         if kind in _STATE_CHANGING:
             self._admissible = None
+            self._sorted = None
         if kind == "look":
             out = self._look()
         elif kind == "inventory":
@@ -393,6 +403,19 @@ class _Facts:
         if s is None:
             s = self._cache[pred] = set(self.facts(pred))
         return s
+
+    def size(self, pred: str) -> int:
+        """How many facts ``pred`` has (an estimate for the big dynamic ones), to order the join."""
+        w = self.w
+        if pred in _STATIC_PREDICATES or pred in self._lists:
+            return len(self.facts(pred))
+        if pred in ("inreceptacle", "objectatlocation"):
+            return len(w.objs)  # about one each; not worth building to count
+        if pred in ("atlocation",):
+            return 1
+        if pred in ("holds", "holdsany"):
+            return int(w.held >= 0)
+        return len(self.facts(pred))
 
     def facts(self, pred: str):
         # static facts once per game, the others once per goal test (this object's life)
