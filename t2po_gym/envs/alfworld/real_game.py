@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import textwrap
 from collections import defaultdict
 from functools import lru_cache
@@ -178,12 +179,35 @@ def _expected_grammar(version: str) -> tuple[dict, dict]:
     return rules, actions
 
 
+_TASK_RULE = re.compile(r'("task"\s*:\s*\[\s*\{\s*"rhs"\s*:\s*")((?:[^"\\]|\\.)*)("\s*\}\s*\])')
+
+
 def grammar_version(text: str, what: str = "grammar") -> tuple[str, str]:
     """``(version, task_line)`` of an ALFWorld grammar; raises if it is not 2.1.1 or 2.1.2's.
 
     Every rule and action must equal ALFWorld's, except the ``task`` rule (the task
-    sentence the game was generated with).
+    sentence the game was generated with). Grammars that differ only in that sentence
+    are checked once per process.
     """
+    m = _TASK_RULE.search(text)
+    if m is not None and len(_TASK_RULE.findall(text)) == 1:
+        line = json.loads('"' + m.group(2) + '"')
+        if not any(c in line for c in "#{}[]"):
+            key = text[: m.start(2)] + "Your task is to: TASK." + text[m.end(2) :]
+            try:
+                version = _grammar_version_cached(key)
+            except GameFileError as e:
+                raise type(e)(f"{what}{e}") from None
+            return version, line
+    return _grammar_version(text, what)
+
+
+@lru_cache(maxsize=8)
+def _grammar_version_cached(text: str) -> str:
+    return _grammar_version(text, "")[0]
+
+
+def _grammar_version(text: str, what: str) -> tuple[str, str]:
     rules, actions = parse_grammar(text, what)
     version = "2.1.1" if rules.get("GotoLocation.feedback") == _V211_RULES["GotoLocation.feedback"] else "2.1.2"
     exp_rules, exp_actions = _expected_grammar(version)
@@ -262,7 +286,22 @@ def _reference_domain() -> tuple[dict, dict[str, list]]:
 
 
 def check_domain(text: str, what: str = "pddl_domain") -> dict:
-    """Check a domain against ALFWorld's; returns ``has_help`` and the appliance receptacle classes."""
+    """Check a domain against ALFWorld's; returns ``has_help`` and the appliance receptacle classes.
+
+    Every game file carries the domain text; a text already checked is not checked again.
+    """
+    try:
+        return dict(_check_domain_cached(text))
+    except GameFileError as e:
+        raise type(e)(f"{what}{e}") from None
+
+
+@lru_cache(maxsize=8)
+def _check_domain_cached(text: str) -> tuple:
+    return tuple(_check_domain(text, "").items())
+
+
+def _check_domain(text: str, what: str) -> dict:
     sections, actions = _domain_parts(text, what)
     ref_sections, ref_actions = _reference_domain()
     for name in sorted(set(sections) | set(ref_sections)):
