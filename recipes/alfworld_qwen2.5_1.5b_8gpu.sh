@@ -38,6 +38,6 @@ exec torchrun --standalone --nproc-per-node="$NPROC" -m optim.cli train \
     --n-tasks 16 --group-size 8 --max-turns 50 --max-new-tokens 500 --lr 1e-6 \
     --set microbatch_size=4 --set minibatch_size=256 --set checkpoint_every=10 \
     --out "$OUT" "$@"
-# The same with accelerate (it starts torchrun underneath):
+# The same with accelerate (it starts torchrun underneath; GPUs only, unverified here):
 #   accelerate launch --multi_gpu --num_processes 8 -m optim.cli train --env T2PO/ALFWorld-v0 ...
 # or, without a launcher line: t2po train --nproc 8 --env T2PO/ALFWorld-v0 ... (same arguments)
