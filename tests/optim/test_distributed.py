@@ -1,7 +1,8 @@
 """The trainer on two CPU processes over gloo (optim/distributed.py) against one process.
 
 Each test spawns 2 ranks with ``torch.multiprocessing`` and a file rendezvous; collectives
-time out after 60 s and the spawn after 240 s, so a hang fails the test instead of blocking.
+time out after 180 s and the spawn after 420 s (generous: a loaded CI box can delay one rank's
+start by tens of seconds), so a hang fails the test instead of blocking.
 The samples of an update come from one rollout made in the test process; rank r gets a
 contiguous block of them (rank-major order, as the trainer's global plan assumes).
 """
@@ -22,7 +23,7 @@ from optim.trainer import Trainer, build_samples
 from optim_toy import ToyPolicyModel, toy_config
 
 WORLD = 2
-SPAWN_TIMEOUT_S = 240
+SPAWN_TIMEOUT_S = 420
 
 
 def params(m: torch.nn.Module) -> torch.Tensor:
@@ -31,7 +32,7 @@ def params(m: torch.nn.Module) -> torch.Tensor:
 
 def _worker(rank: int, world: int, tmp: str, job: str, kw: dict) -> None:
     torch.set_num_threads(1)
-    ctx = DistContext.init(rank, world, f"file://{tmp}/rdzv", strategy=kw.get("strategy", "ddp"), timeout_s=60)
+    ctx = DistContext.init(rank, world, f"file://{tmp}/rdzv", strategy=kw.get("strategy", "ddp"), timeout_s=180)
     try:
         result = JOBS[job](ctx, tmp, **kw)
     finally:
