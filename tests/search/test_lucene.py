@@ -55,8 +55,9 @@ def test_webshop_env_on_lucene(lucene, tmp_path, monkeypatch):
     from t2po_gym.envs.webshop.synthetic import generate_catalog
 
     monkeypatch.setenv("T2PO_CACHE", str(tmp_path))
+    # strict protocol: the oracle's bare commands (the released rule keeps only the last 30 characters)
     env = WebShopEnv(catalog=generate_catalog(200, seed=1), search_engine="lucene", observation_mode="raw",
-                     strict_format=False, split="all")
+                     strict_format=False, split="all", protocol="strict")
     wins = 0
     for i in range(20):
         env.reset(options={"goal_index": i})
