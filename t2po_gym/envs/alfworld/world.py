@@ -56,7 +56,14 @@ class World:
 
     def __init__(self, game: Game | WorldSpec):
         self.game = game if isinstance(game, Game) else None
-        self.spec = spec_from_game(game) if isinstance(game, Game) else game
+        if isinstance(game, Game):
+            # one spec per Game object (generated games are cached, so resets reuse it)
+            spec = game.__dict__.get("_spec")
+            if spec is None:
+                spec = game.__dict__["_spec"] = spec_from_game(game)
+            self.spec = spec
+        else:
+            self.spec = game
         sp = self.spec
         self.recs = sp.receptacles
         self.objs = sp.objects
