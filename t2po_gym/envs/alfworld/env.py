@@ -38,15 +38,22 @@ def alfworld_data_games(split: str, root: str | os.PathLike | None = None) -> li
     Looks in ``<root>/json_2.1.1/<split>`` (ALFWorld's layout, the ``data_path`` of its
     configs), then ``<root>/json_2.1.2/<split>`` and ``<root>/<split>``; games are picked
     as ALFWorld's loader does (:func:`~t2po_gym.envs.alfworld.real_game.find_alfworld_games`).
+    The listing is read once per process and folder (games added later are not seen).
     """
     root = root or os.environ.get("ALFWORLD_DATA")
     if not root:
         return []
+    return list(_data_games(str(Path(root).resolve()), split))
+
+
+@lru_cache(maxsize=16)
+def _data_games(root: str, split: str) -> tuple[str, ...]:
+    # once per process: every env of a vector env would otherwise read all the game files again
     for sub in (Path(root) / "json_2.1.1" / split, Path(root) / "json_2.1.2" / split, Path(root) / split):
         games = find_alfworld_games(sub)
         if games:
-            return [str(g) for g in games]
-    return []
+            return tuple(str(g) for g in games)
+    return ()
 
 
 @lru_cache(maxsize=512)

@@ -586,7 +586,11 @@ def find_alfworld_games(root: str | os.PathLike | None = None, *, task_types: tu
         return []
     wanted = set(task_types or TASK_TYPES)
     games = []
-    for traj_path in sorted(Path(root).rglob("traj_data.json")):
+    trajs = sorted(Path(root).rglob("traj_data.json"))
+    from tqdm import tqdm
+
+    # ALFWorld's train split is 3553 folders of ~100 KB games: show progress on big folders
+    for traj_path in tqdm(trajs, desc=f"ALFWorld games in {root}", disable=len(trajs) < 500, leave=False):
         folder = traj_path.parent
         if "movable" in str(folder) or "Sliced" in str(folder):
             continue
