@@ -58,8 +58,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from optim.samples import TurnSample
+
 if TYPE_CHECKING:  # pragma: no cover
-    from optim.trainer import Trainer, TurnSample
+    from optim.trainer import Trainer
 
 __all__ = [
     "DistContext",
@@ -405,10 +407,8 @@ class DistContext:
         chunks = self.all_max(n_chunks)[0]
         return int(round(tok)), int(round(chunks))
 
-    def pad_sample(self, pad_id: int) -> "TurnSample":
+    def pad_sample(self, pad_id: int) -> TurnSample:
         """A one-token sample for zero-weight padding micro-batches (advantage 0, weight 0)."""
-        from optim.trainer import TurnSample
-
         return TurnSample(prompt_ids=[pad_id], response_ids=[pad_id], old_logprobs=[0.0], forced_mask=[0], advantage=0.0)
 
     @property

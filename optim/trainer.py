@@ -24,7 +24,6 @@ import math
 import random
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -46,6 +45,7 @@ from optim.checkpoint import (
 )
 from optim.config import TrainConfig
 from optim.distributed import DistContext, NullLogger
+from optim.samples import TurnSample
 from optim.loss import (
     clipped_policy_loss,
     entropy_from_logits,
@@ -65,19 +65,6 @@ __all__ = ["Trainer", "TurnSample", "build_samples", "wrap_policy", "evaluate"]
 
 #: KL reference models up to this many parameters are stored in checkpoints.
 REF_IN_CHECKPOINT_MAX = 50_000_000
-
-
-@dataclass
-class TurnSample:
-    """One turn ready for the update: ids, old log-probs, advantage (and PPO's value targets)."""
-
-    prompt_ids: list[int]
-    response_ids: list[int]
-    old_logprobs: list[float]
-    forced_mask: list[int]
-    advantage: float
-    ret: float = 0.0
-    old_value: float = 0.0
 
 
 def wrap_policy(base: LLMPolicy, cfg: TrainConfig) -> LLMPolicy:

@@ -2,7 +2,8 @@
 
 A small AST check instead of a dependency: every ``import`` and ``from ... import`` in the
 project's own modules counts, including the lazy ones inside functions (a lazy import only
-hides a cycle, it does not remove it). Package ``__init__`` files are left out of the
+hides a cycle, it does not remove it). Imports under ``if TYPE_CHECKING:`` are left out: they
+never run, they only name types for annotations. Package ``__init__`` files are left out of the
 package-level graph, since re-exporting children is what they are for.
 """
 
@@ -35,7 +36,16 @@ def _imports(name: str, path: Path, known: set[str]) -> set[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
     is_pkg = path.name == "__init__.py"
     found: set[str] = set()
+    type_only = {
+        id(n)
+        for block in ast.walk(tree)
+        if isinstance(block, ast.If) and "TYPE_CHECKING" in ast.unparse(block.test)
+        for stmt in block.body
+        for n in ast.walk(stmt)
+    }
     for node in ast.walk(tree):
+        if id(node) in type_only:
+            continue
         targets: list[str] = []
         if isinstance(node, ast.Import):
             targets = [a.name for a in node.names]
