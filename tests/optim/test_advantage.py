@@ -7,7 +7,7 @@ from optim import advantage as adv
 
 
 def close(a, b, tol=1e-4):
-    return torch.allclose(torch.as_tensor(a, dtype=torch.float32), torch.tensor(b, dtype=torch.float32), atol=tol)
+    return torch.allclose(torch.as_tensor(a, dtype=torch.float32), torch.as_tensor(b, dtype=torch.float32), atol=tol)
 
 
 def test_group_normalize_hand_example():

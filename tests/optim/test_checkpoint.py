@@ -116,7 +116,8 @@ def _crafted_checkpoint(root: Path, marker: Path) -> Path:
     (ckpt / "model").mkdir(parents=True)
     ToyPolicyModel(0).save(str(ckpt / "model"))
     with open(ckpt / LEGACY_STATE, "wb") as f:
-        pickle.dump({"step": 1, "config": {}, "optimizer": _Boom(marker)}, f)
+        # protocol 2, as torch.save writes: torch's loader warns on any other protocol
+        pickle.dump({"step": 1, "config": {}, "optimizer": _Boom(marker)}, f, protocol=2)
     _manifest(ckpt)
     return ckpt
 
