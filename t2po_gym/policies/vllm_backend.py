@@ -71,6 +71,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from t2po_gym.policies.base import DecodeController, Generation, SamplingConfig, check_prompts
+from t2po_gym.policies.chat import ChatFormat
 
 __all__ = ["VLLMPolicy", "SyncedVLLMPolicy", "TTILogitsState", "TTISlotTable", "VLLM_MISSING"]
 
@@ -435,6 +436,10 @@ class VLLMPolicy:
       so that the processor's per-request state is visible here (default True).
     - ``interface``: ``"v2"`` (Model Runner V2 processor, default) or ``"v1"`` (the V1
       ``AdapterLogitsProcessor``; sets ``VLLM_USE_V2_MODEL_RUNNER=0``).
+    - ``chat_template``, ``system_prompt``, ``chat_template_kwargs``, ``assistant_prefill``: the
+      prompt side, as in :class:`~t2po_gym.policies.hf.HFPolicy` (one shared
+      :class:`~t2po_gym.policies.chat.ChatFormat`); what the template opened (e.g. ``<think>``)
+      heads ``Generation.text`` and is kept in ``Generation.prefix``.
     - ``colocate``: one engine per torch.distributed rank inside the trainer's processes
       (``distributed_executor_backend="external_launcher"``, ``enable_sleep_mode=True``, the seed
       offset by the rank); see :meth:`sleep`, :meth:`wake_up`, :meth:`sync_weights`.
@@ -449,6 +454,9 @@ class VLLMPolicy:
         top_logprobs: int = 20,
         in_process: bool = True,
         chat_template: bool | None = None,
+        system_prompt: str | None = None,
+        chat_template_kwargs: dict[str, Any] | None = None,
+        assistant_prefill: str = "",
         interface: str = "v2",
         colocate: bool = False,
         **llm_kwargs: Any,
@@ -484,6 +492,9 @@ class VLLMPolicy:
         self.tokenizer = self.llm.get_tokenizer()
         has_template = getattr(self.tokenizer, "chat_template", None) is not None
         self.use_chat_template = has_template if chat_template is None else chat_template
+        # the same prompt side as HFPolicy / OpenAIPolicy (t2po_gym/policies/chat.py)
+        self.chat = ChatFormat(self.tokenizer, bool(self.use_chat_template), system_prompt,
+                               dict(chat_template_kwargs or {}), assistant_prefill)
         self.vocab_size = len(self.tokenizer)
         self.sleeping = False
 
@@ -529,11 +540,12 @@ class VLLMPolicy:
         return list(self.tokenizer.encode(text, add_special_tokens=False))
 
     def render_prompt(self, prompt: str) -> str:
-        if not self.use_chat_template:
-            return prompt
-        return self.tokenizer.apply_chat_template(
-            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
-        )
+        """The text the model is conditioned on (chat template and prefill applied when in use)."""
+        return self.chat.render(prompt)[0]
+
+    def response_prefix(self, prompt: str) -> str:
+        """The head of the response already in the prompt (template-opened ``<think>``, prefill)."""
+        return self.chat.render(prompt)[1]
 
     def generate(
         self,
@@ -553,7 +565,9 @@ class VLLMPolicy:
         sampling = sampling or SamplingConfig()
         want_signal = (signal if signal is not None else self.signal) is not None
         kind = controller.signal_kind if controller is not None else (signal or self.signal)
-        texts = [self.render_prompt(p) for p in prompts]
+        rendered = [self.chat.render(p) for p in prompts]
+        texts = [r[0] for r in rendered]
+        prefixes = [r[1] for r in rendered]
         forced = self._ids(controller.forced_text) if controller is not None else []
         states, keys, params = [], [], []
         for i, text in enumerate(texts):
@@ -566,7 +580,7 @@ class VLLMPolicy:
                     forced,
                     self._ids(THINK_OPEN),
                     self._ids(THINK_CLOSE),
-                    inside=ThinkState.for_prompt(text).inside,
+                    inside=ThinkState.for_prompt(text, prefixes[i]).inside,
                     kind=kind,
                     vocab_size=self.vocab_size,
                     full_signal=want_signal,
@@ -595,9 +609,15 @@ class VLLMPolicy:
             with _REGISTRY_LOCK:
                 for k in keys:
                     _REGISTRY.pop(k, None)
-        return [self._record(o.outputs[0], st, want_signal, kind, forced) for o, st in zip(outs, states)]
+        return [
+            self._record(o.outputs[0], st, want_signal, kind, forced, pre, list(getattr(o, "prompt_token_ids", None) or []))
+            for o, st, pre in zip(outs, states, prefixes)
+        ]
 
-    def _record(self, c: Any, state: TTILogitsState | None, want_signal: bool, kind, forced) -> Generation:
+    def _record(
+        self, c: Any, state: TTILogitsState | None, want_signal: bool, kind, forced, prefix: str = "",
+        prompt_ids: list[int] | None = None,
+    ) -> Generation:
         import torch
 
         from t2po_gym.uncertainty import SignalTracker, topk_token_stats
@@ -632,7 +652,9 @@ class VLLMPolicy:
         if c.finish_reason == "stop" and getattr(c, "stop_reason", None) is None:
             finish = "eos"
         return Generation(
-            text=c.text,
+            text=prefix + c.text,
+            prefix=prefix,
+            prompt_ids=list(prompt_ids or []),
             token_ids=ids,
             logprobs=lps,
             signal=sig,
