@@ -18,6 +18,12 @@ from t2po_gym.cli import HelpFormatter, UsageError, add_env_arguments, check_env
 __all__ = ["register_cli", "main"]
 
 
+def _note_import(command: str) -> None:
+    """One stderr line before the first torch / transformers import (up to a minute on a busy machine)."""
+    if "torch" not in sys.modules:
+        print(f"t2po {command}: importing torch and transformers ...", file=sys.stderr, flush=True)
+
+
 def _quiet_hub_bars() -> None:
     """No "Loading weights" / "Writing model shards" bars: the job's own progress lines say enough."""
     try:
@@ -119,6 +125,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
         return relaunch_with_torchrun(args.nproc, has_env=args.env is not None)
     if args.env is None:
+        _note_import("train")
         from optim.demo import run_demo
 
         from optim.checkpoint import RunDirNotEmptyError
@@ -132,6 +139,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         # no RL step ran: the table holds the warm start only; say so in the exit status too
         return 0 if result["trained"] else 1
     check_env_id(args.env)
+    _note_import("train")
     from optim.config import preset
     from optim.trainer import Trainer
 
@@ -175,6 +183,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_sft(args: argparse.Namespace) -> int:
     check_env_id(args.env)
+    _note_import("sft")
     from optim.models import load_policy_model
     from optim.sft import collect_expert_examples, train_sft
 
@@ -197,15 +206,15 @@ def _cmd_sft(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from optim.checkpoint import LEGACY_STATE, STATE, CheckpointError, latest_checkpoint, load_trainer_state
-    from optim.models import load_policy_model
-    from optim.trainer import evaluate
-
     env_id, env_kwargs, max_new, max_turns = args.env, env_kwargs_from_args(args), args.max_new_tokens, None
     root = Path(args.checkpoint)
     if not root.exists():
         raise UsageError(f"--checkpoint {root}: no such file or directory (a run directory such as runs/demo/t2po, "
                          f"a checkpoint directory, or a saved model directory)")
+    _note_import("eval")
+    from optim.checkpoint import LEGACY_STATE, STATE, CheckpointError, latest_checkpoint, load_trainer_state
+    from optim.models import load_policy_model
+    from optim.trainer import evaluate
     _quiet_hub_bars()
     ckpt = latest_checkpoint(root / "checkpoints") if (root / "checkpoints").is_dir() else None
     ckpt = ckpt or (latest_checkpoint(root) if root.is_dir() and not (root / "config.json").exists() else None)

@@ -307,4 +307,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    # ``python -m t2po_gym.cli``: run the imported module's main, so that the plugins'
+    # UsageError is the class run_command catches (not a copy defined in __main__)
+    from t2po_gym.cli import main as _main
+
+    sys.exit(_main())

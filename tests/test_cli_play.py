@@ -87,11 +87,14 @@ def test_user_mistakes_print_one_line_and_exit_2(argv, needle, capsys):
     assert len(err.strip().splitlines()) == 1 and err.startswith("t2po play: error: ")
 
 
-def test_the_installed_command_prints_no_traceback_for_a_typo():
-    out = subprocess.run([sys.executable, "-m", "t2po_gym.cli", "play", "--env", "T2PO/ALFWorld-v9"],
-                         capture_output=True, text=True, timeout=300)
-    assert out.returncode == 2
-    assert "Traceback" not in out.stderr and "unknown env id 'T2PO/ALFWorld-v9'" in out.stderr
+@pytest.mark.parametrize("argv, needle", [
+    (["play", "--env", "T2PO/ALFWorld-v9"], "unknown env id 'T2PO/ALFWorld-v9'"),
+    (["eval", "--checkpoint", "runs/nope-does-not-exist"], "no such file or directory"),
+])
+def test_the_command_line_prints_no_traceback_for_a_typo(argv, needle):
+    out = subprocess.run([sys.executable, "-m", "t2po_gym.cli", *argv], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2, out.stderr
+    assert "Traceback" not in out.stderr and needle in out.stderr
 
 
 def test_human_play_says_bare_commands_work_and_stops_at_end_of_input(monkeypatch, capsys):
