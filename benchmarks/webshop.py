@@ -96,7 +96,7 @@ def main() -> None:
 
     # 16 envs in one process share the catalog and the index.
     vec = gym.make_vec("T2PO/WebShop-v0", num_envs=16, vectorization_mode="sync", num_products=n,
-                       observation_mode="raw", strict_format=False)
+                       observation_mode="raw", strict_format=False, protocol="strict")
     vec.reset(seed=list(range(16)))
     vec.step(["search[shampoo]"] * 16)
     rss16 = rss_mb()
@@ -109,7 +109,9 @@ def main() -> None:
     def click_step_us(mode: str) -> float:
         from t2po_gym.envs.webshop.env import WebShopEnv
 
-        env = WebShopEnv(num_products=n, observation_mode=mode, strict_format=False)
+        # bare commands, as before the released protocol existed (it keeps only a bare
+        # response's last 30 characters), so the figures stay comparable
+        env = WebShopEnv(num_products=n, observation_mode=mode, strict_format=False, protocol="strict")
         env.reset(seed=0)
         env.step(f"search[{env.goal.name}]")
         env.step(f"click[{env.goal.asin.lower()}]")

@@ -16,6 +16,7 @@ A concrete game implements five hooks: :meth:`_reset_game`, :meth:`_admissible_a
 from __future__ import annotations
 
 import numbers
+import warnings
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -196,6 +197,15 @@ class TextEnv(gym.Env[str, str]):
         if protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
         self.protocol = protocol
+        if protocol == "released" and not strict_format:
+            # a silent switch to the released rule would cut long bare commands to 30 characters
+            warnings.warn(
+                "strict_format=False has no effect with protocol='released' (the default): a response "
+                "without <action> tags executes only its last 30 characters, as the released T2PO code "
+                "does. Pass protocol='strict' to accept bare commands.",
+                UserWarning,
+                stacklevel=2,
+            )
         if history_length is None:
             history_length = self.released_history_length if protocol == "released" else self.strict_history_length
         if history_length < 0:

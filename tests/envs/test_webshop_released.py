@@ -176,3 +176,12 @@ def test_strict_protocol_keeps_the_project_rule():
     assert obs.startswith("Invalid response") and not info["action_valid"]
     with pytest.raises(ValueError, match="protocol must be one of"):
         WebShopEnv(num_products=300, protocol="paper")
+
+
+def test_lenient_format_under_released_protocol_warns():
+    with pytest.warns(UserWarning, match="strict_format=False has no effect with protocol='released'"):
+        e = WebShopEnv(num_products=300, strict_format=False, observation_mode="raw")
+    e.reset(seed=0)
+    # a bare command: the released rule executes its last 30 characters, and flags it invalid
+    _, _, _, _, info = e.step("search[shampoo]")
+    assert info["action_valid"] is False and e.shop.page == "results"
