@@ -10,7 +10,7 @@ from __future__ import annotations
 from t2po_gym.envs.webshop.catalog import Catalog, CatalogError, Goal, Product, Review, load_webshop_catalog
 from t2po_gym.envs.webshop.catalogs import get_catalog
 from t2po_gym.envs.webshop.env import WebShopEnv
-from t2po_gym.envs.webshop.reward import RewardBreakdown, purchase_reward
+from t2po_gym.envs.webshop.reward import RewardBreakdown, fixed_reward, purchase_reward, webshop_reward
 from t2po_gym.envs.webshop.synthetic import generate_catalog
 
 __all__ = [
@@ -25,4 +25,6 @@ __all__ = [
     "get_catalog",
     "load_webshop_catalog",
     "purchase_reward",
+    "webshop_reward",
+    "fixed_reward",
 ]
