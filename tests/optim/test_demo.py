@@ -208,3 +208,43 @@ def test_before_after_plot_has_a_title_and_room_above_full_bars(tmp_path):
     assert ax.get_ylim()[1] > 1.05  # a bar at 1.0 and its label are not cut off
     labels = [t.get_text() for t in ax.texts]
     assert "1.00" in labels and "0.25" in labels and "0.50" in labels
+
+
+def test_warm_start_cache_is_reused_when_complete_or_when_the_budget_could_not_add_to_it(tmp_path):
+    from optim.demo import JobClock, _plan_key, warm_start
+
+    plan = DemoPlan(expert_episodes=3, sft_steps=100)
+    ws = tmp_path / "warmstart"
+    ws.mkdir()
+    (ws / "config.json").write_text("{}")
+
+    def marker(steps: int, key: str | None = None) -> None:
+        (ws / "t2po_model.json").write_text(json.dumps({
+            "plan_key": key or _plan_key(plan, 0),
+            "sft": {"steps": steps, "steps_asked": 100, "games": 3, "games_asked": 3, "s_per_step": 0.5,
+                    "collect_s": 1.0}}))
+
+    said: list[str] = []
+    marker(100)
+    assert warm_start(ws, plan, log=said.append) == ws and "reusing" in said[-1] and "100 of 100" in said[-1]
+    # cut short (40 of 100 steps); a 6-second budget could not add to it, even at an idle machine's speed
+    marker(40)
+    assert warm_start(ws, plan, log=said.append, clock=JobClock(6.0)) == ws
+    assert "would not train more" in said[-1]
+
+
+def test_warm_start_cache_of_another_plan_is_rebuilt(tmp_path):
+    pytest.importorskip("transformers")
+    from optim.demo import DemoModelConfig, warm_start, warm_start_info
+
+    plan = DemoPlan(model=DemoModelConfig(env_kwargs={**DEMO_ENV_KWARGS, "max_turns": 4}), expert_episodes=3,
+                    sft_steps=2, sft_batch=2, torch_threads=1)
+    ws = tmp_path / "warmstart"
+    ws.mkdir()
+    (ws / "config.json").write_text("{}")
+    (ws / "t2po_model.json").write_text(json.dumps({"plan_key": "another plan", "sft": {"steps": 5}}))
+    said: list[str] = []
+    assert warm_start(ws, plan, log=said.append) == ws
+    assert any("another plan" in s for s in said)
+    info = warm_start_info(ws)
+    assert info["sft"]["steps"] == 2 and info["sft"]["steps_asked"] == 2 and info["sft"]["games"] == 3
