@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from t2po_gym.envs.alfworld.game import Game, Task
+from t2po_gym.envs.alfworld.game import Game, Task, pddl_goal
 
 __all__ = ["RecSpec", "ObjSpec", "WorldSpec", "spec_from_game", "demangled_names", "GRAMMAR_VERSIONS"]
 
@@ -143,7 +143,6 @@ def spec_from_game(game: Game) -> WorldSpec:
     """
     from t2po_gym.envs.alfworld.assets import load_assets
     from t2po_gym.envs.alfworld.pddl import parse_sexpr
-    from t2po_gym.envs.alfworld.textworld_engine import pddl_goal
 
     assets = load_assets()
     recs = sorted(game.receptacles, key=lambda r: r.id.lower())

@@ -15,39 +15,10 @@ import os
 from pathlib import Path
 
 from t2po_gym.envs.alfworld.assets import load_assets
-from t2po_gym.envs.alfworld.game import Game
+from t2po_gym.envs.alfworld.game import Game, pddl_goal
 from t2po_gym.envs.alfworld.real_game import find_alfworld_games  # noqa: F401  (kept importable from here)
 
 __all__ = ["export_game", "pddl_problem", "pddl_goal", "TextWorldEngine", "find_alfworld_games"]
-
-
-def pddl_goal(game: Game) -> str:
-    """The ``(:goal ...)`` section of ``game``'s PDDL problem (ALFWorld's goal forms per task type)."""
-    t = game.task
-    o, r = f"{t.object_target}Type", f"{t.parent_target}Type"
-    if t.task_type == "look_at_obj_in_light":
-        return (
-            "(:goal (and "
-            f"(exists (?ot - object ?r - receptacle ?a - agent ?l - location) (and (objectType ?ot {t.toggle_target}Type) "
-            "(toggleable ?ot) (isToggled ?ot) (receptacleAtLocation ?r ?l) (atLocation ?a ?l) (inReceptacle ?ot ?r))) "
-            f"(exists (?o - object ?a - agent) (and (objectType ?o {o}) (holds ?a ?o)))))"
-        )
-    if t.task_type == "pick_two_obj_and_place":
-        return (
-            "(:goal (and (exists (?r - receptacle) (exists (?o1 - object) (and "
-            f"(objectType ?o1 {o}) (receptacleType ?r {r}) (inReceptacle ?o1 ?r) "
-            "(exists (?o2 - object) (and (not (= ?o1 ?o2)) "
-            f"(objectType ?o2 {o}) (receptacleType ?r {r}) (inReceptacle ?o2 ?r))))))))"
-        )
-    state = {
-        "pick_clean_then_place_in_recep": "(cleanable ?o) (isClean ?o) ",
-        "pick_heat_then_place_in_recep": "(heatable ?o) (isHot ?o) ",
-        "pick_cool_then_place_in_recep": "(coolable ?o) (isCool ?o) ",
-    }.get(t.task_type, "")
-    return (
-        "(:goal (and (exists (?r - receptacle) (exists (?o - object) (and "
-        f"{state}(inReceptacle ?o ?r) (objectType ?o {o}) (receptacleType ?r {r}))))))"
-    )
 
 
 def pddl_problem(game: Game) -> str:
