@@ -22,7 +22,7 @@ def test_values_are_json_when_they_parse_else_text():
     assert parse_value("a=b") == "a=b"
 
 
-@pytest.mark.parametrize("command", ["play", "train", "sft", "eval"])
+@pytest.mark.parametrize("command", ["play", "train", "sft", "eval", "serve-retriever"])
 def test_every_command_takes_env_arg_and_env_kwargs(command):
     parser = build_parser()
     extra = ["--checkpoint", "x"] if command == "eval" else ["--out", "x"] if command == "sft" else []
@@ -49,7 +49,7 @@ def _actions(parser: argparse.ArgumentParser):
             yield a
 
 
-@pytest.mark.parametrize("command", ["play", "train", "sft", "eval"])
+@pytest.mark.parametrize("command", ["play", "train", "sft", "eval", "serve-retriever"])
 def test_every_flag_has_help_and_shows_its_default(command):
     sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
     missing = [a.option_strings for a in _actions(sub) if not (a.help or "").strip()]

@@ -454,17 +454,19 @@ def register_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPar
         help="serve a Search-QA retriever over HTTP (Search-R1's POST /retrieve)",
         description="Serve the Search-QA corpus (generated world, or SEARCHQA_DATA / --data-dir) "
                     "over HTTP (FastAPI + uvicorn) so several processes share one index.")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=int, default=8000, help="TCP port to listen on")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1 only)")
-    p.add_argument("--retriever", default="bm25", choices=["bm25", "tantivy", "lucene", "dense"])
+    p.add_argument("--retriever", default="bm25", choices=["bm25", "tantivy", "lucene", "dense"],
+                   help="search backend (bm25 = tantivy BM25; lucene needs the lucene extra; dense: MiniLM)")
     p.add_argument("--data-dir", default=None, help="Search-R1 data folder (corpus.jsonl); "
                                                     "default $SEARCHQA_DATA or the generated world")
-    p.add_argument("--world-passages", type=int, default=20_000)
-    p.add_argument("--world-seed", type=int, default=0)
+    p.add_argument("--world-passages", type=int, default=20_000,
+                   help="passages of the generated offline world (when no --data-dir)")
+    p.add_argument("--world-seed", type=int, default=0, help="seed of the generated offline world")
     d = ServerLimits()
     p.add_argument("--max-request-mb", type=float, default=d.max_request_bytes / 2**20,
                    help="larger request bodies get HTTP 413")
-    p.add_argument("--max-topk", type=int, default=d.max_topk)
+    p.add_argument("--max-topk", type=int, default=d.max_topk, help="largest topk a request may ask for (400 above it)")
     p.add_argument("--threads", type=int, default=d.threads, help="search threads")
     p.add_argument("--timeout", type=float, default=d.header_timeout_s,
                    help="seconds a client has to send a request's headers, and between body chunks")
