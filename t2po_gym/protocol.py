@@ -187,7 +187,6 @@ PROTOCOLS = ("released", "strict")
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 # the whole response must be one think block then one action block (webshop projection.py:L76)
 _STRICT_SHAPE = re.compile(r"^\s*<think>(.*?)</think>\s*<action>(.*?)</action>\s*$", re.IGNORECASE | re.DOTALL)
-_FIRST_ACTION = re.compile(r"<\s*action\s*>(.*?)</\s*action\s*>", re.IGNORECASE | re.DOTALL)
 _THINK_OPEN = re.compile(r"<\s*think\s*>", re.IGNORECASE)
 _THINK_CLOSE = re.compile(r"</\s*think\s*>", re.IGNORECASE)
 _ACTION_OPEN = re.compile(r"<\s*action\s*>", re.IGNORECASE)
@@ -225,24 +224,39 @@ def project_action_response(text: str) -> Projection:
     """
     if not isinstance(text, str):
         raise TypeError(f"an action must be a str, got {type(text).__name__}")
-    m = _STRICT_SHAPE.match(text)
+    # The tag counts are checked before the shape: with one tag of each kind the shape regex
+    # cannot backtrack over many candidates (the released order, regex first, is quadratic on
+    # adversarial input such as "</think><action>" repeated; the outcome is the same).
     if (
-        m is not None
-        and not _CJK.search(text)
-        and len(_THINK_OPEN.findall(text)) == len(_THINK_CLOSE.findall(text)) == 1
+        len(_THINK_OPEN.findall(text)) == len(_THINK_CLOSE.findall(text)) == 1
         and len(_ACTION_OPEN.findall(text)) == len(_ACTION_CLOSE.findall(text)) == 1
+        and not _CJK.search(text)
     ):
-        return Projection(m.group(2).strip().lower(), True, True)
-    m = _FIRST_ACTION.search(text)
-    if m is not None:
-        return Projection(m.group(1).strip().lower(), False, False)
+        m = _STRICT_SHAPE.match(text)
+        if m is not None:
+            return Projection(m.group(2).strip().lower(), True, True)
+    body = _first_block(text, _ACTION_OPEN, _ACTION_CLOSE)
+    if body is not None:
+        return Projection(body.strip().lower(), False, False)
     return Projection(text[-RELEASED_TAIL_CHARS:], False, False)
 
 
-_SEARCH_BLOCK = re.compile(r"<search>(.*?)</search>", re.IGNORECASE | re.DOTALL)
-_ANSWER_BLOCK = re.compile(r"<answer>(.*?)</answer>", re.IGNORECASE | re.DOTALL)
+def _first_block(text: str, open_re: re.Pattern, close_re: re.Pattern) -> str | None:
+    """What ``re.search(open + "(.*?)" + close, text, DOTALL)`` captures, in linear time: the text
+    from the first opening tag to the first closing tag after it (if the first opening tag has no
+    closing tag after it, no later one has either)."""
+    m = open_re.search(text)
+    if m is None:
+        return None
+    c = close_re.search(text, m.end())
+    return None if c is None else text[m.end() : c.start()]
+
+
+# search/projection.py:L55-58 (blocks "<search>(.*?)</search>", case-insensitive), matched in linear time
 _SEARCH_OPEN = re.compile(r"<search>", re.IGNORECASE)
+_SEARCH_CLOSE = re.compile(r"</search>", re.IGNORECASE)
 _ANSWER_OPEN = re.compile(r"<answer>", re.IGNORECASE)
+_ANSWER_CLOSE = re.compile(r"</answer>", re.IGNORECASE)
 
 
 def project_search_response(text: str) -> Projection:
@@ -262,13 +276,13 @@ def project_search_response(text: str) -> Projection:
     elif "</answer>" in cut:
         cut = cut.split("</answer>", 1)[0] + "</answer>"
     valid = True
-    m = _SEARCH_BLOCK.search(cut)
-    if m is not None:
-        command = f"<search>{m.group(1).strip()}</search>"
+    body = _first_block(cut, _SEARCH_OPEN, _SEARCH_CLOSE)
+    if body is not None:
+        command = f"<search>{body.strip()}</search>"
     else:
-        m = _ANSWER_BLOCK.search(cut)
-        if m is not None:
-            command = f"<answer>{m.group(1).strip()}</answer>"
+        body = _first_block(cut, _ANSWER_OPEN, _ANSWER_CLOSE)
+        if body is not None:
+            command = f"<answer>{body.strip()}</answer>"
         else:
             command, valid = "", False
     n_search, n_answer = len(_SEARCH_OPEN.findall(text)), len(_ANSWER_OPEN.findall(text))

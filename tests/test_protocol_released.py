@@ -78,3 +78,67 @@ def test_projections_reject_non_str():
         project_action_response(3)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         project_search_response(None)  # type: ignore[arg-type]
+
+
+def _released_action_rule(text: str) -> tuple[str, bool]:
+    """The released rule written as its regexes (projection.py:L76-120), for short inputs."""
+    import re
+
+    flags = re.IGNORECASE | re.DOTALL
+    m = re.match(r"^\s*<think>(.*?)</think>\s*<action>(.*?)</action>\s*$", text, flags)
+    count = lambda pat: len(re.findall(pat, text, flags=re.IGNORECASE))  # noqa: E731
+    ok = (bool(m) and not re.search(r"[\u4e00-\u9fff]", text)
+          and count(r"<\s*think\s*>") == count(r"</\s*think\s*>") == 1
+          and count(r"<\s*action\s*>") == count(r"</\s*action\s*>") == 1)
+    if ok:
+        return m.group(2).strip().lower(), True
+    m2 = re.search(r"<\s*action\s*>(.*?)</\s*action\s*>", text, flags)
+    if m2:
+        return m2.group(1).strip().lower(), False
+    return (text[-30:] if len(text) > 30 else text), False
+
+
+def _released_search_rule(text: str) -> tuple[str, bool]:
+    import re
+
+    cut = text
+    if "</search>" in cut:
+        cut = cut.split("</search>", 1)[0] + "</search>"
+    elif "</answer>" in cut:
+        cut = cut.split("</answer>", 1)[0] + "</answer>"
+    flags = re.IGNORECASE | re.DOTALL
+    m = re.search(r"<search>(.*?)</search>", cut, flags)
+    valid = True
+    if m:
+        out = f"<search>{m.group(1).strip()}</search>"
+    else:
+        m = re.search(r"<answer>(.*?)</answer>", cut, flags)
+        out, valid = (f"<answer>{m.group(1).strip()}</answer>", True) if m else ("", False)
+    ns, na = len(re.findall("<search>", text, re.IGNORECASE)), len(re.findall("<answer>", text, re.IGNORECASE))
+    if (ns and na) or ns > 1 or na > 1:
+        valid = False
+    return out, valid
+
+
+def test_linear_projections_agree_with_the_released_regexes():
+    import random
+
+    rng = random.Random(0)
+    pieces = ["<think>", "</think>", "<action>", "</action>", "< action >", "</ACTION >", "<Think>",
+              "<search>", "</search>", "<answer>", "</Answer>", " ", "\n", "go", "LOOK", "中", "x"]
+    for _ in range(4000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))
+        p = project_action_response(text)
+        assert (p.command, p.valid) == _released_action_rule(text), text
+        q = project_search_response(text)
+        assert (q.command, q.valid) == _released_search_rule(text), text
+
+
+@pytest.mark.parametrize("text", [
+    "<think>" + "</think><action>" * 20000,   # quadratic for the released regex order
+    "<action>" * 100000,                      # quadratic for a lazy block regex without a close tag
+    "<search>" * 100000 + "</answer>",
+])
+def test_adversarial_responses_are_handled(text):
+    assert project_action_response(text).valid is False
+    assert project_search_response(text).valid is False
