@@ -99,6 +99,11 @@ class TrainConfig:
     """Wrap the policy with TurnDedup (TDS)."""
     tti_kwargs: dict[str, Any] = field(default_factory=dict)
     tds_kwargs: dict[str, Any] = field(default_factory=dict)
+    policy_kwargs: dict[str, Any] = field(default_factory=dict)
+    """The policy's prompt side, passed to ``HFPolicy``: ``chat_template`` (bool),
+    ``system_prompt``, ``chat_template_kwargs`` (e.g. ``{"enable_thinking": true}`` for Qwen3)
+    and ``assistant_prefill``. Rollouts, evaluation and SFT prompts all use it, so a
+    template that opens ``<think>`` is trained on the same tokens the env judged."""
 
     # --- estimator and rewards
     gamma: float = 0.95

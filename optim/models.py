@@ -64,12 +64,27 @@ class HFPolicyModel:
         self.pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
         self.hidden_size = int(model.config.hidden_size)
         self._policy: LLMPolicy | None = None
+        # the prompt side every policy of this model gets (TrainConfig.policy_kwargs):
+        # chat_template, system_prompt, chat_template_kwargs, assistant_prefill
+        self.policy_kwargs: dict[str, Any] = {}
 
     def make_policy(self, **kwargs: Any) -> LLMPolicy:
         from t2po_gym.policies.hf import HFPolicy
 
+        kwargs = {**self.policy_kwargs, **kwargs}
         kwargs.setdefault("truncate_prompt", True)
         return HFPolicy(self.model, self.tokenizer, device=self.device, **kwargs)
+
+    def set_policy_kwargs(self, **kwargs: Any) -> None:
+        """Set the prompt side (see :attr:`policy_kwargs`); later policies and encodings use it."""
+        self.policy_kwargs = dict(kwargs)
+        self._policy = None
+
+    def response_prefix(self, text: str) -> str:
+        """What the rendered prompt already opened of the response (e.g. a template's ``<think>``)."""
+        if self._policy is None:
+            self._policy = self.make_policy()
+        return self._policy.response_prefix(text)
 
     def encode_prompt(self, text: str, max_new_tokens: int = 64) -> list[int]:
         if self._policy is None:

@@ -142,9 +142,37 @@ def examples_from_wins(rollout: Rollout, decode: Callable[[list[int]], str] | No
     return out
 
 
+def strip_response_prefix(response: str, prefix: str) -> str:
+    """The part of an expert ``response`` the model must write after ``prefix``.
+
+    ``prefix`` is what the rendered prompt already opened of the response (a reasoning
+    model's template ending in ``<think>\n``, a prefill: :mod:`t2po_gym.policies.chat`).
+    Training on the whole expert text after such a prompt would teach a second ``<think>``.
+    The prefix is dropped when the response starts with it, or, whitespace aside, with the
+    same tags; a response that contradicts it (e.g. a template that closed an empty thought,
+    and an expert that thinks) raises, since no tokens continue that prompt into it.
+    """
+    if not prefix or response.startswith(prefix):
+        return response[len(prefix):]
+    head = prefix.strip()
+    body = response.lstrip()
+    if head and body.startswith(head):
+        return body[len(head):].lstrip(" \n")
+    raise ValueError(
+        f"the prompt opens the response with {prefix!r} but the expert response starts "
+        f"{response[:40]!r}: change the chat template settings (e.g. enable_thinking) or the prefill"
+    )
+
+
 def _encode(pm: PolicyModel, ex: SFTExample) -> tuple[list[int], list[int]]:
     p = ex.prompt if isinstance(ex.prompt, list) else pm.encode_prompt(ex.prompt)
-    r = ex.response if isinstance(ex.response, list) else pm.encode_response(ex.response)
+    if isinstance(ex.response, list):
+        r = ex.response  # token ids from a rollout: already what the model wrote after its prompt
+    else:
+        text = ex.response
+        if isinstance(ex.prompt, str) and hasattr(pm, "response_prefix"):
+            text = strip_response_prefix(text, pm.response_prefix(ex.prompt))
+        r = pm.encode_response(text)
     return list(p), list(r)
 
 

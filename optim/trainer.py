@@ -304,6 +304,8 @@ class Trainer:
         if self.value_head is not None:
             groups.append({"params": list(self.value_head.parameters()), "lr": cfg.value_lr})
         self.optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay, eps=1e-8)
+        if cfg.policy_kwargs and hasattr(self.pm, "set_policy_kwargs"):
+            self.pm.set_policy_kwargs(**cfg.policy_kwargs)
         self.base_policy = self.pm.make_policy()
         self.policy = wrap_policy(self.base_policy, cfg)
         self.envs = make_group_envs(cfg.env_id, self.dist.local_tasks(cfg.n_tasks) * cfg.group_size, **cfg.env_kwargs)
