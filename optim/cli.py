@@ -111,6 +111,15 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--split", default="valid_seen", help="held-out split (episode k resets with seed k)")
     e.add_argument("--episodes", type=int, default=64, help="episodes to play")
     e.add_argument("--temperature", type=float, default=0.0, help="sampling temperature; 0 is greedy")
+    e.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling (1.0: off)")
+    e.add_argument("--top-k", type=int, default=0, help="top-k sampling (0: off)")
+    e.add_argument("--seed", type=int, default=0, help="sampling seed (sampled evaluation is reproducible)")
+    e.add_argument("--tti", action="store_true",
+                   help="evaluate through TTI with the run's tti_kwargs (as the released scripts evaluate)")
+    e.add_argument("--as-run", action="store_true",
+                   help="use the run's own evaluation settings (eval_temperature, eval_top_p, eval_top_k, "
+                        "eval_tti: the released scripts' sampled evaluation with TTI for the presets); "
+                        "needs a checkpoint with its training config")
     e.add_argument("--max-new-tokens", type=int, default=None, help="tokens per response (None: the run's, or 64)")
     add_env_arguments(e)
     e.add_argument("--reset-options", type=_json_arg, default=None, metavar="JSON",
@@ -218,6 +227,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     _quiet_hub_bars()
     ckpt = latest_checkpoint(root / "checkpoints") if (root / "checkpoints").is_dir() else None
     ckpt = ckpt or (latest_checkpoint(root) if root.is_dir() and not (root / "config.json").exists() else None)
+    cfg: dict = {}
     if ckpt is not None and ((ckpt / STATE).exists() or (ckpt / LEGACY_STATE).exists()):
         try:
             cfg = load_trainer_state(ckpt)["config"]
@@ -233,10 +243,26 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if env_id is None:
         raise UsageError(f"--env is required: {root} holds no training config to read the env from")
     check_env_id(env_id)
+    if args.as_run and not cfg:
+        raise UsageError(f"--as-run: {root} holds no training config to read the evaluation settings from")
+    temperature, top_p, top_k, tti = args.temperature, args.top_p, args.top_k, args.tti
+    if args.as_run:
+        temperature = cfg.get("eval_temperature", temperature)
+        top_p, top_k = cfg.get("eval_top_p", top_p), cfg.get("eval_top_k", top_k)
+        tti = bool(cfg.get("eval_tti", tti))
     pm = load_policy_model(model_dir, device=args.device)
+    pm.set_policy_kwargs(**(cfg.get("policy_kwargs") or {}))
+    policy = pm.make_policy()
+    if tti:
+        from t2po_gym.factory import response_spec_of
+        from t2po_gym.wrappers import ThinkingIntervention
+
+        policy = ThinkingIntervention(policy, **{"forced_text": response_spec_of(env_id).forced_text,
+                                                 **(cfg.get("tti_kwargs") or {})})
+    print(f"evaluation: temperature {temperature}, top-p {top_p}, top-k {top_k}, TTI {'on' if tti else 'off'}")
     m = evaluate(pm, env_id, split=args.split, episodes=args.episodes, env_kwargs=env_kwargs,
-                 max_new_tokens=max_new or 64, temperature=args.temperature, max_turns=max_turns,
-                 reset_options=args.reset_options)
+                 max_new_tokens=max_new or 64, temperature=temperature, top_p=top_p, top_k=top_k,
+                 seed=args.seed, max_turns=max_turns, reset_options=args.reset_options, policy=policy)
     for k, v in m.items():
         print(f"{k:24s} {v:.3f}")
     print(json.dumps({"checkpoint": str(ckpt or root), "split": args.split, **m}))

@@ -21,6 +21,17 @@ def test_train_then_eval_then_resume(tmp_path, capsys):
     line = capsys.readouterr().out.strip().splitlines()[-1]
     res = json.loads(line)
     assert res["eval/episodes"] == 2.0 and 0.0 <= res["eval/success"] <= 1.0
+    # the run's own evaluation settings (the released scripts'), or explicit ones
+    from optim.checkpoint import latest_checkpoint, load_trainer_state
+
+    cfg = load_trainer_state(latest_checkpoint(out / "checkpoints"))["config"]
+    assert main(["eval", "--checkpoint", str(out), "--episodes", "2", "--as-run"]) == 0
+    want = (f"temperature {cfg['eval_temperature']}, top-p {cfg['eval_top_p']}, top-k {cfg['eval_top_k']}, "
+            f"TTI {'on' if cfg['eval_tti'] else 'off'}")
+    assert want in capsys.readouterr().out
+    assert main(["eval", "--checkpoint", str(out), "--episodes", "2", "--tti", "--temperature", "0.7",
+                 "--top-k", "5"]) == 0
+    assert "temperature 0.7, top-p 1.0, top-k 5, TTI on" in capsys.readouterr().out
     assert main(["train", *common, "--steps", "2", "--resume"]) == 0
     rows = [json.loads(l) for l in open(out / "metrics.jsonl")]
     assert [r["step"] for r in rows] == [1, 2]
