@@ -22,7 +22,7 @@ def test_values_are_json_when_they_parse_else_text():
     assert parse_value("a=b") == "a=b"
 
 
-@pytest.mark.parametrize("command", ["play", "train", "sft", "eval", "serve-retriever"])
+@pytest.mark.parametrize("command", ["play", "train", "sft", "eval"])
 def test_every_command_takes_env_arg_and_env_kwargs(command):
     parser = build_parser()
     extra = ["--checkpoint", "x"] if command == "eval" else ["--out", "x"] if command == "sft" else []

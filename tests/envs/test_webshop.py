@@ -171,7 +171,7 @@ def test_strict_format_prompt():
 
 def test_make_vec_shares_catalog_and_index():
     vec = gym.make_vec("T2PO/WebShop-v0", num_envs=16, vectorization_mode="sync",
-                       observation_mode="raw", strict_format=False)
+                       observation_mode="raw", strict_format=False, protocol="strict")
     try:
         obs, info = vec.reset(seed=[5] * 16)
         assert len(set(obs)) == 1  # same seed -> same start

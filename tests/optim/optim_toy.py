@@ -128,7 +128,7 @@ class ToyPolicyModel:
 class DoorEnv(TextEnv):
     """Pick the hinted door among three; reward 1 on the right one, partial credit otherwise.
 
-    Bare commands are accepted (``strict_format=False``) so a random toy LM gets varied returns.
+    Bare commands are accepted (``protocol="strict"``, ``strict_format=False``) so a random toy LM gets varied returns.
     """
 
     default_max_turns = 3
@@ -156,7 +156,7 @@ class DoorEnv(TextEnv):
 
 TOY_ENV_ID = "T2POTest/Door-v0"
 if TOY_ENV_ID not in gym.registry:
-    gym.register(id=TOY_ENV_ID, entry_point=DoorEnv, kwargs={"observation_mode": "raw", "strict_format": False})
+    gym.register(id=TOY_ENV_ID, entry_point=DoorEnv, kwargs={"observation_mode": "raw", "strict_format": False, "protocol": "strict"})
 
 
 def toy_config(tmp_path, algo: str = "grpo", **kw: Any):

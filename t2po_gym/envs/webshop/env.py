@@ -128,7 +128,7 @@ class WebShopEnv(TextEnv):
     each clickable, in WebShop's order.
 
     >>> import gymnasium as gym
-    >>> env = gym.make("T2PO/WebShop-v0", observation_mode="raw", strict_format=False)
+    >>> env = gym.make("T2PO/WebShop-v0", observation_mode="raw", protocol="strict", strict_format=False)
     >>> obs, info = env.reset(seed=123)
     >>> obs.startswith("WebShop [SEP] Instruction:")
     True
