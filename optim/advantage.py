@@ -60,6 +60,28 @@ def _check_mode(mode: str) -> None:
         raise ValueError(f"normalisation mode must be one of {NORM_MODES}, got {mode!r}")
 
 
+def _group_stats(
+    values: torch.Tensor, group_ids: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(values as float64, group index of each element, count per group, mean per group)``.
+
+    Checks that ``values`` and ``group_ids`` are 1-D of one shape; for empty input the
+    last three are empty.
+    """
+    values = torch.as_tensor(values, dtype=torch.float64)
+    group_ids = torch.as_tensor(group_ids)
+    if values.shape != group_ids.shape or values.dim() != 1:
+        raise ValueError(f"values and group_ids must be 1-D of the same shape, got {tuple(values.shape)} and {tuple(group_ids.shape)}")
+    if values.numel() == 0:
+        empty = torch.zeros(0, dtype=torch.float64)
+        return values, torch.zeros(0, dtype=torch.long), empty, empty
+    _, inverse = torch.unique(group_ids, return_inverse=True)
+    k = int(inverse.max()) + 1
+    count = torch.zeros(k, dtype=torch.float64).index_add_(0, inverse, torch.ones_like(values))
+    mean = torch.zeros(k, dtype=torch.float64).index_add_(0, inverse, values) / count
+    return values, inverse, count, mean
+
+
 def group_normalize(
     values: torch.Tensor, group_ids: torch.Tensor, mode: str = "mean_std_norm", eps: float = 1e-6
 ) -> torch.Tensor:
@@ -83,20 +105,12 @@ def group_normalize(
         float tensor ``[N]``.
     """
     _check_mode(mode)
-    values = torch.as_tensor(values, dtype=torch.float64)
-    group_ids = torch.as_tensor(group_ids)
-    if values.shape != group_ids.shape or values.dim() != 1:
-        raise ValueError(f"values and group_ids must be 1-D of the same shape, got {tuple(values.shape)} and {tuple(group_ids.shape)}")
+    values, inverse, count, mean = _group_stats(values, group_ids)
     if values.numel() == 0:
         return values.float()
-    _, inverse = torch.unique(group_ids, return_inverse=True)
-    n_groups = int(inverse.max()) + 1
-    count = torch.zeros(n_groups, dtype=torch.float64).index_add_(0, inverse, torch.ones_like(values))
-    total = torch.zeros(n_groups, dtype=torch.float64).index_add_(0, inverse, values)
-    mean = total / count
     centred = values - mean[inverse]
     if mode == "mean_std_norm":
-        var = torch.zeros(n_groups, dtype=torch.float64).index_add_(0, inverse, centred**2) / count
+        var = torch.zeros(len(count), dtype=torch.float64).index_add_(0, inverse, centred**2) / count
         out = centred / (var.sqrt()[inverse] + eps)
     else:
         out = centred
@@ -461,17 +475,10 @@ def released_group_normalize(
     _check_mode(mode)
     if singleton not in ("zero_mean", "self"):
         raise ValueError(f"singleton must be 'zero_mean' or 'self', got {singleton!r}")
-    values = torch.as_tensor(values, dtype=torch.float64)
-    group_ids = torch.as_tensor(group_ids)
-    if values.shape != group_ids.shape or values.dim() != 1:
-        raise ValueError(f"values and group_ids must be 1-D of the same shape, got {tuple(values.shape)} and {tuple(group_ids.shape)}")
+    values, inverse, count, mean = _group_stats(values, group_ids)
     if values.numel() == 0:
         return values.float()
-    _, inverse = torch.unique(group_ids, return_inverse=True)
-    k = int(inverse.max()) + 1
-    count = torch.zeros(k, dtype=torch.float64).index_add_(0, inverse, torch.ones_like(values))
-    mean = torch.zeros(k, dtype=torch.float64).index_add_(0, inverse, values) / count
-    sq = torch.zeros(k, dtype=torch.float64).index_add_(0, inverse, (values - mean[inverse]) ** 2)
+    sq = torch.zeros(len(count), dtype=torch.float64).index_add_(0, inverse, (values - mean[inverse]) ** 2)
     std = torch.where(count > 1, (sq / (count - 1).clamp_min(1)).sqrt(), torch.ones_like(count))
     if singleton == "zero_mean":
         mean = torch.where(count > 1, mean, torch.zeros_like(mean))

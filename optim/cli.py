@@ -13,7 +13,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from t2po_gym.cli import HelpFormatter, UsageError, add_env_arguments, check_env_id, env_kwargs_from_args, run_command
+from t2po_gym.cli import (
+    HelpFormatter,
+    UsageError,
+    add_env_arguments,
+    check_env_id,
+    env_kwargs_from_args,
+    json_object,
+    run_command,
+)
 
 __all__ = ["register_cli", "main"]
 
@@ -32,17 +40,6 @@ def _quiet_hub_bars() -> None:
         hf_logging.disable_progress_bar()
     except (ImportError, AttributeError):  # older transformers: the bars stay
         pass
-
-
-def _json_arg(text: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not valid JSON: {exc}") from exc
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError("expected a JSON object, e.g. '{\"history_length\": 1}'")
-    return value
-
 
 def _set_arg(text: str) -> tuple[str, Any]:
     if "=" not in text:
@@ -122,7 +119,7 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
                         "needs a checkpoint with its training config")
     e.add_argument("--max-new-tokens", type=int, default=None, help="tokens per response (None: the run's, or 64)")
     add_env_arguments(e)
-    e.add_argument("--reset-options", type=_json_arg, default=None, metavar="JSON",
+    e.add_argument("--reset-options", type=json_object, default=None, metavar="JSON",
                    help='JSON added to every reset, e.g. \'{"game": "seed"}\' (ALFWorld: episode k plays game k)')
     e.add_argument("--device", default="cpu", help="cpu or cuda")
     e.set_defaults(func=_cmd_eval)

@@ -33,6 +33,7 @@ __all__ = [
     "env_kwargs_from_args",
     "check_env_id",
     "HelpFormatter",
+    "json_object",
 ]
 
 # Modules that add sub-commands; each defines register_cli(subparsers).
@@ -69,7 +70,8 @@ def _key_value(text: str) -> tuple[str, Any]:
     return key.strip(), parse_value(raw)
 
 
-def _json_object(text: str) -> dict[str, Any]:
+def json_object(text: str) -> dict[str, Any]:
+    """An argparse ``type=`` for a JSON object argument (``--env-kwargs``, ``--reset-options``)."""
     try:
         value = json.loads(text)
     except ValueError as exc:
@@ -85,7 +87,7 @@ def add_env_arguments(parser: argparse.ArgumentParser) -> None:
                         metavar="KEY=VALUE",
                         help="a gym.make keyword argument, repeatable; VALUE is read as JSON when it parses "
                              "(3, true, '[\"a\",\"b\"]'), else as text (task_types=pick_and_place_simple)")
-    parser.add_argument("--env-kwargs", type=_json_object, default=None, metavar="JSON",
+    parser.add_argument("--env-kwargs", type=json_object, default=None, metavar="JSON",
                         help="gym.make keyword arguments as one JSON object; --env-arg entries override its keys")
 
 
