@@ -526,6 +526,11 @@ class WebShopBrowserEnv(WebShopEnv):
             self._n_searches += 1
 
         def act() -> dict[str, Any]:
+            # A stopped server's handler threads can still answer on a kept-alive connection,
+            # so a request after the stop may "work": check the site before acting, not only
+            # while waiting for the next page.
+            if self.site is None or not self.site.alive():
+                raise SiteDownError("the WebShop site stopped answering")
             old_seq = self._read_dom()["seq"]
             d = self.driver
             if d is None:
