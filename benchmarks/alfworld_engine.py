@@ -42,6 +42,7 @@ from t2po_gym.envs.alfworld.world import World
 
 
 def command_sequence(game, seed: int, n_random: int = 10) -> list[str]:
+    """A random prefix of admissible commands, then the expert to the win (a generated game or a real one's spec)."""
     w = World(game)
     w.reset()
     rng = random.Random(seed)
@@ -163,21 +164,6 @@ def distribution(n: int, split: str = "train") -> None:
         print(f"task mix {sp} ({size}): " + ", ".join(f"{t} {c[t]}" for t in TASK_TYPES))
 
 
-def real_command_sequence(spec, seed: int, n_random: int = 10) -> list[str]:
-    """A random prefix of admissible commands, then the expert to the win."""
-    w = World(spec)
-    w.reset()
-    rng = random.Random(seed)
-    cmds = []
-    for _ in range(n_random):
-        cmds.append(rng.choice(w.admissible_commands()))
-        w.step(cmds[-1])
-    while (a := expert_action(w)) is not None and len(cmds) < 60:
-        cmds.append(a)
-        w.step(a)
-    return cmds
-
-
 def real_games(root: Path, quick: bool) -> dict:
     """Native vs TextWorld on real ALFWorld game files (both engines, same commands)."""
     files = sorted(root.rglob("game.tw-pddl")) if root.is_dir() else []
@@ -191,7 +177,7 @@ def real_games(root: Path, quick: bool) -> dict:
         t = time.perf_counter()
         specs.append(load_game_file(f))
         loads.append(time.perf_counter() - t)
-    seqs = [real_command_sequence(s, i) for i, s in enumerate(specs)]
+    seqs = [command_sequence(s, i) for i, s in enumerate(specs)]
     n_steps = sum(len(q) for q in seqs)
 
     reps = 20

@@ -27,7 +27,7 @@ from pathlib import Path
 from t2po_gym.envs.alfworld.assets import TASK_TYPES, alfworld_package_dir
 from t2po_gym.envs.alfworld.game import Task
 from t2po_gym.envs.alfworld.pddl import PddlError, formula_predicates, parse_sexpr, read_problem
-from t2po_gym.envs.alfworld.spec import ObjSpec, RecSpec, WorldSpec, demangled_names
+from t2po_gym.envs.alfworld.spec import OBJECT_PROPERTY_PREDICATES, ObjSpec, RecSpec, WorldSpec, demangled_names
 
 __all__ = [
     "GameFileError",
@@ -332,22 +332,13 @@ def _check_domain(text: str, what: str) -> dict:
 
 
 # ----------------------------------------------------------------------------- problem
-_OBJECT_PROPS = {
-    "pickupable": "pickupable",
-    "heatable": "heatable",
-    "coolable": "coolable",
-    "cleanable": "cleanable",
-    "sliceable": "sliceable",
-    "toggleable": "toggleable",
-    "isreceptacleobject": "receptacle_object",
-}
 _OBJECT_FLAGS = ("ishot", "iscool", "isclean", "issliced", "istoggled", "ison")
 # Facts no action of the domain reads or writes; kept for the goal test.
 _STATIC_OTHER = ("moveable", "full", "wasinreceptacle", "isreceptacleobjectfull", "examined", "checked")
 _SUPPORTED_INIT = (
     {"receptacletype", "objecttype", "cancontain", "openable", "opened", "atlocation", "inreceptacle"}
     | {"receptacleatlocation", "objectatlocation", "inreceptacleobject"}
-    | set(_OBJECT_PROPS)
+    | set(OBJECT_PROPERTY_PREDICATES)
     | set(_OBJECT_FLAGS)
     | set(_STATIC_OTHER)
 )
@@ -419,13 +410,13 @@ def build_spec(
     otype: dict[str, list[str]] = defaultdict(list)
     for o, t in facts["objecttype"]:
         otype[lo(o)].append(_type_class(t, what))
-    props: dict[str, set[str]] = {p: {lo(args[0]) for args in facts[p]} for p in _OBJECT_PROPS}
+    props: dict[str, set[str]] = {p: {lo(args[0]) for args in facts[p]} for p in OBJECT_PROPERTY_PREDICATES}
     objs = []
     for o in obj_ids:
         if len(otype[o]) != 1:
             raise UnsupportedGameError(f"{what}: object {o!r} needs exactly one objectType (got {len(otype[o])})")
         objs.append(
-            ObjSpec(id=o, name=names[o], otype=otype[o][0], **{attr: o in props[p] for p, attr in _OBJECT_PROPS.items()})
+            ObjSpec(id=o, name=names[o], otype=otype[o][0], **{attr: o in props[p] for p, attr in OBJECT_PROPERTY_PREDICATES.items()})
         )
 
     def idx(table: dict, x: str, kind: str) -> int:

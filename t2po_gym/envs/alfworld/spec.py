@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 
 from t2po_gym.envs.alfworld.game import Game, Task, pddl_goal
 
-__all__ = ["RecSpec", "ObjSpec", "WorldSpec", "spec_from_game", "demangled_names", "GRAMMAR_VERSIONS"]
+__all__ = ["RecSpec", "ObjSpec", "WorldSpec", "spec_from_game", "demangled_names", "GRAMMAR_VERSIONS",
+           "OBJECT_PROPERTY_PREDICATES"]
 
 #: The grammar versions the native engine speaks: ALFWorld's data as released (2.1.1)
 #: and after its 2.1.1 -> 2.1.2 grammar patch (the ``alfworld`` package's ``alfred.twl2``).
@@ -50,6 +51,19 @@ class ObjSpec:
     sliceable: bool = False
     toggleable: bool = False
     receptacle_object: bool = False
+
+
+#: The static PDDL object predicates (lower-cased, as in ``alfred.pddl``) and the
+#: :class:`ObjSpec` field each one sets: read from real problems, written back for the goal test.
+OBJECT_PROPERTY_PREDICATES = {
+    "pickupable": "pickupable",
+    "heatable": "heatable",
+    "coolable": "coolable",
+    "cleanable": "cleanable",
+    "sliceable": "sliceable",
+    "toggleable": "toggleable",
+    "isreceptacleobject": "receptacle_object",
+}
 
 
 @dataclass

@@ -22,7 +22,7 @@ from __future__ import annotations
 from t2po_gym.envs.alfworld import text as T
 from t2po_gym.envs.alfworld.game import Game
 from t2po_gym.envs.alfworld.pddl import compile_goal, formula_predicates
-from t2po_gym.envs.alfworld.spec import WorldSpec, spec_from_game
+from t2po_gym.envs.alfworld.spec import OBJECT_PROPERTY_PREDICATES, WorldSpec, spec_from_game
 
 __all__ = ["World", "StepResult"]
 
@@ -485,15 +485,7 @@ class _Facts:
         }.get(pred)
         if dynamic is not None:
             return [(O[o].id,) for o in dynamic]
-        prop = {
-            "pickupable": "pickupable",
-            "heatable": "heatable",
-            "coolable": "coolable",
-            "cleanable": "cleanable",
-            "sliceable": "sliceable",
-            "toggleable": "toggleable",
-            "isreceptacleobject": "receptacle_object",
-        }.get(pred)
+        prop = OBJECT_PROPERTY_PREDICATES.get(pred)
         if prop is not None:
             return [(o.id,) for o in O if getattr(o, prop)]
         return list(sp.static_facts.get(pred, ()))
