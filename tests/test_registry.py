@@ -30,6 +30,23 @@ def test_pprint_registry_lists_our_ids_without_importing_t2po_gym():
     assert {"T2PO/ALFWorld-v0", "T2PO/WebShop-v0", "T2PO/SearchQA-v0"} <= set(listed)
 
 
+def test_autoregister_pth_is_silent_when_the_hook_module_is_gone(tmp_path):
+    """An editable install whose source tree moved or was deleted must not print a traceback
+    at every interpreter start: site.py executes the .pth line; without the hook module on
+    the path (``-S``, an empty cwd) it does nothing, and with it on the path it installs the hook."""
+    pth = Path(__file__).resolve().parents[1] / "t2po_gym_autoregister.pth"
+    line = pth.read_text().strip()
+    assert line.startswith("import ") and "\n" not in line  # site.py runs only lines starting with "import"
+    missing = subprocess.run([sys.executable, "-S", "-c", line + "; import sys; print('ok')"],
+                             capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert missing.returncode == 0 and missing.stdout.strip() == "ok" and missing.stderr == "", missing.stderr
+    present = subprocess.run(
+        [sys.executable, "-S", "-c",
+         line + "; import sys; print(any(type(f).__name__ == '_RegisterAfterGymnasium' for f in sys.meta_path))"],
+        capture_output=True, text=True, timeout=60, cwd=pth.parent)
+    assert present.returncode == 0 and present.stdout.strip() == "True", present.stderr
+
+
 def test_pprint_registry_in_process_has_a_t2po_section():
     text = gym.pprint_registry(disable_print=True)
     section = text.split("===== T2PO =====")[1].split("=====")[0]
