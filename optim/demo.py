@@ -343,6 +343,11 @@ class DemoPlan:
     job's warm start then takes 346 s instead of 167 s on 2 cores)."""
     sft_batch: int = 16
     sft_lr: float = 3e-3
+    sft_group_by_length: bool = True
+    """Length-grouped SFT batches (:func:`optim.sft.train_sft`): the released protocol's prompts
+    run from about 160 to 480 tokens, and a random batch pads to its longest. Grouped, a step
+    takes about half the time (``benchmarks/sft_speed.py``), so the 15-minute job fits twice
+    the SFT steps. Warm starts before 2026-12-01 (evening) drew random batches."""
     thought_templates: tuple[str, ...] | None = ("The next step is to {action}.",)
     """Thoughts of the SFT targets (``None``: :data:`optim.sft.THOUGHT_TEMPLATES`). One
     template makes the target a function of the action, which this small model fits best."""
@@ -475,7 +480,8 @@ class JobClock:
 def _plan_key(plan: DemoPlan, seed: int) -> str:
     """What determines a warm start (not the budget): a cache built with another key is rebuilt."""
     d = asdict(plan)
-    keep = ["model", "expert_episodes", "expert_noise", "sft_steps", "sft_batch", "sft_lr", "thought_templates",
+    keep = ["model", "expert_episodes", "expert_noise", "sft_steps", "sft_batch", "sft_lr", "sft_group_by_length",
+            "thought_templates",
             "dagger_rounds", "dagger_games", "dagger_sft_steps", "dagger_lr"]
     return json.dumps({"seed": seed, **{k: d[k] for k in keep}}, sort_keys=True, default=str)
 
@@ -563,7 +569,7 @@ def _warm_start(out: Path, plan: DemoPlan, seed: int, log: Callable[[str], Any],
         f"{len(pm.tokenizer):,} tokens trained on the expert text) in {time.perf_counter() - t:.0f} s")
     budget = None if clock is None else max(clock.at(plan.warm_start_share) - time.perf_counter(), 0.0)
     m = train_sft(pm, examples, steps=plan.sft_steps, batch_size=plan.sft_batch, lr=plan.sft_lr, seed=seed,
-                  progress=True, time_budget_s=budget, progress_postfix=clock.postfix if clock else None)
+                  group_by_length=plan.sft_group_by_length, progress=True, time_budget_s=budget, progress_postfix=clock.postfix if clock else None)
     done = int(m["sft/steps"])
     why = "" if done >= plan.sft_steps else " (what fitted the warm start's share of the budget)"
     log(f"warm start: SFT {done:,} of {plan.sft_steps:,} steps{why}, {m['sft/s_per_step']:.2f} s/step, "
@@ -576,7 +582,7 @@ def _warm_start(out: Path, plan: DemoPlan, seed: int, log: Callable[[str], Any],
                                               templates=plan.thought_templates)
         examples = examples + more
         dm = train_sft(pm, examples, steps=plan.dagger_sft_steps, batch_size=plan.sft_batch, lr=plan.dagger_lr,
-                       seed=seed + r + 1, progress=True)
+                       seed=seed + r + 1, group_by_length=plan.sft_group_by_length, progress=True)
         log(f"warm start: dagger round {r + 1}: clone won {clone_success:.2f} of {plan.dagger_games} train games, "
             f"+{len(more)} labelled states, sft loss {dm['sft/loss']:.3f}")
     pm.meta["plan_key"] = key

@@ -25,6 +25,7 @@ import torch
 from optim.loss import masked_mean, response_mask, token_logprobs
 from optim.models import PolicyModel
 from optim.rollout import Rollout
+from optim.window import left_pad, takes_position_ids, window_forward
 
 __all__ = ["SFTExample", "THOUGHT_TEMPLATES", "expert_response", "collect_expert_examples", "examples_from_wins", "train_sft"]
 
@@ -176,6 +177,65 @@ def _encode(pm: PolicyModel, ex: SFTExample) -> tuple[list[int], list[int]]:
     return list(p), list(r)
 
 
+def _grouped_batches(examples: list[SFTExample], batch_size: int, rng: random.Random, mega: int = 50) -> list[list[int]]:
+    """One shuffled pass over ``examples``, cut into length-grouped batches (see :func:`train_sft`).
+
+    The length used for grouping is that of the text (or of the token list), so that no
+    example has to be encoded before it is drawn.
+    """
+    idx = list(range(len(examples)))
+    rng.shuffle(idx)
+
+    def size(i: int) -> int:
+        ex = examples[i]
+        return len(ex.prompt) + len(ex.response)
+
+    out: list[list[int]] = []
+    for m in range(0, len(idx), batch_size * mega):
+        chunk = sorted(idx[m: m + batch_size * mega], key=size)
+        batches = [chunk[i: i + batch_size] for i in range(0, len(chunk), batch_size)]
+        rng.shuffle(batches)
+        out += batches
+    return out
+
+
+def _response_logprobs(model: torch.nn.Module, batch: list[tuple[list[int], list[int]]], pad_id: int, device: str):
+    """Log-probs of the response tokens from logits at the response positions only (:mod:`optim.window`).
+
+    Returns ``(logp, mask, correct)``, each ``[B, K]`` with ``K = max response length + 1``:
+    the log-prob of each of the last ``K`` tokens of the left-padded rows (column 0: none),
+    1 where that token is a response token, and whether the greedy prediction was that token.
+    """
+    ids, attn, pos = left_pad([p + r for p, r in batch], pad_id)
+    K = min(max(len(r) for _, r in batch) + 1, ids.shape[1])
+    ids, attn, pos = ids.to(device), attn.to(device), pos.to(device)
+    logits = window_forward(model, ids, attn, pos, K).logits
+    target = ids[:, -K:]
+    logp = token_logprobs(logits, target)
+    r_len = torch.tensor([len(r) for _, r in batch], device=logp.device).unsqueeze(1)
+    mask = (torch.arange(K, device=logp.device).unsqueeze(0) >= (K - r_len)).float()
+    with torch.no_grad():
+        correct = torch.nn.functional.pad(logits[:, :-1].argmax(-1), (1, 0)) == target
+    return logp, mask, correct
+
+
+def _full_logprobs(model: torch.nn.Module, batch: list[tuple[list[int], list[int]]], pad_id: int, device: str):
+    """:func:`_response_logprobs` from full right-padded logits (models without ``logits_to_keep``)."""
+    L = max(len(p) + len(r) for p, r in batch)
+    ids = torch.full((len(batch), L), pad_id, dtype=torch.long)
+    attn = torch.zeros((len(batch), L), dtype=torch.long)
+    for b, (p, r) in enumerate(batch):
+        ids[b, : len(p) + len(r)] = torch.tensor(p + r)
+        attn[b, : len(p) + len(r)] = 1
+    mask = response_mask(torch.tensor([len(p) for p, _ in batch]), torch.tensor([len(r) for _, r in batch]), L)
+    ids, attn, mask = ids.to(device), attn.to(device), mask.to(device)
+    logits = model(input_ids=ids, attention_mask=attn).logits
+    logp = token_logprobs(logits, ids)
+    with torch.no_grad():
+        correct = torch.nn.functional.pad(logits[:, :-1].argmax(-1), (1, 0)) == ids
+    return logp, mask, correct
+
+
 def train_sft(
     pm: PolicyModel,
     examples: Iterable[SFTExample],
@@ -191,10 +251,25 @@ def train_sft(
     time_budget_s: float | None = None,
     probe_steps: int = 10,
     progress_postfix: Callable[[], dict[str, str]] | None = None,
+    group_by_length: bool = False,
 ) -> dict[str, float]:
     """Minimise the response-token cross-entropy for ``steps`` AdamW steps.
 
     The learning rate warms up over 10 steps, then follows a cosine to 0 at the last step.
+
+    Each pass over the examples is shuffled; with ``group_by_length`` (the ``group_by_length``
+    of Hugging Face's ``TrainingArguments``) every run of 50 batches is sorted by text length
+    before it is cut into batches, whose order is then shuffled, so a batch pads to about its
+    own length instead of the longest of a random draw. On the demo's ALFWorld prompts (156 to
+    481 tokens) that halves the time of a step (``benchmarks/sft_speed.py``); the batches differ,
+    so the trained model does too. Off by default: the batches then match earlier releases.
+
+    Rows are left-padded and the model is asked for logits only at the last ``max response
+    length + 1`` positions (``logits_to_keep``, with ``position_ids`` that skip the padding), so
+    the vocabulary projection and softmax never run over prompt tokens; the loss is the same
+    as with full right-padded logits (``tests/optim/test_sft.py``). A model whose ``forward``
+    takes no ``logits_to_keep`` gets full logits, cut; one that takes no ``position_ids``
+    trains on right-padded rows.
 
     With ``time_budget_s`` (seconds of wall time), the first ``probe_steps`` steps measure
     the speed of this machine as it is now, and the run is resized to the steps that fit
@@ -237,6 +312,8 @@ def train_sft(
 
         bar = progress_bar(total=steps, desc="sft", unit="step")
     order: list[int] = []
+    queue: list[list[int]] = []
+    left = takes_position_ids(model)  # left-padded rows and response-only logits
     t_probe = t_start
     step = 0
     while step < total[0]:
@@ -254,26 +331,25 @@ def train_sft(
                     break
             if elapsed > time_budget_s:
                 break
-        if len(order) < batch_size:
-            more = list(range(len(examples)))
-            rng.shuffle(more)
-            order += more
-        idx, order = order[:batch_size], order[batch_size:]
+        if group_by_length:
+            if not queue:
+                queue = _grouped_batches(examples, batch_size, rng)
+            idx = queue.pop(0)
+        else:  # passes follow one another inside a batch (as before group_by_length existed)
+            if len(order) < batch_size:
+                more = list(range(len(examples)))
+                rng.shuffle(more)
+                order += more
+            idx, order = order[:batch_size], order[batch_size:]
         batch = draw(idx)
         if not batch:
             if len(encoded) == len(examples) and not any(r for _, r in encoded.values()):
                 raise ValueError("no SFT examples: every expert response encodes to no tokens")
             continue
-        L = max(len(p) + len(r) for p, r in batch)
-        ids = torch.full((len(batch), L), pm.pad_id, dtype=torch.long)
-        attn = torch.zeros((len(batch), L), dtype=torch.long)
-        for b, (p, r) in enumerate(batch):
-            ids[b, : len(p) + len(r)] = torch.tensor(p + r)
-            attn[b, : len(p) + len(r)] = 1
-        mask = response_mask(torch.tensor([len(p) for p, _ in batch]), torch.tensor([len(r) for _, r in batch]), L)
-        ids, attn, mask = ids.to(device), attn.to(device), mask.to(device)
-        logits = model(input_ids=ids, attention_mask=attn).logits
-        logp = token_logprobs(logits, ids)
+        if left:
+            logp, mask, pred_ok = _response_logprobs(model, batch, pm.pad_id, device)
+        else:  # the model's forward takes no position_ids
+            logp, mask, pred_ok = _full_logprobs(model, batch, pm.pad_id, device)
         loss = -masked_mean(logp, mask)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -281,9 +357,7 @@ def train_sft(
         if math.isfinite(gn) and math.isfinite(float(loss.detach())):
             opt.step()
         sched.step()
-        with torch.no_grad():
-            pred = torch.nn.functional.pad(logits[:, :-1].argmax(-1), (1, 0))
-            acc = masked_mean((pred == ids).float(), mask)
+        acc = masked_mean(pred_ok.float(), mask)
         last = {"sft/loss": float(loss.detach()), "sft/token_acc": float(acc), "sft/grad_norm": gn, "sft/examples": float(len(examples))}
         step += 1
         if log is not None:

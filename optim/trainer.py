@@ -46,6 +46,7 @@ from optim.checkpoint import (
 from optim.config import TrainConfig
 from optim.distributed import DistContext, NullLogger
 from optim.samples import TurnSample
+from optim.window import left_pad, takes_position_ids, window_forward
 from optim.loss import (
     clipped_policy_loss,
     entropy_from_logits,
@@ -210,41 +211,60 @@ def build_samples(
     return samples
 
 
-def _collate(samples: list[TurnSample], pad_id: int, device: str) -> dict[str, torch.Tensor]:
-    """Right-padded ``prompt + response`` rows with aligned old log-probs and masks."""
-    lengths = [len(s.prompt_ids) + len(s.response_ids) for s in samples]
-    L = max(lengths)
-    B = len(samples)
-    ids = torch.full((B, L), pad_id, dtype=torch.long)
-    attn = torch.zeros((B, L), dtype=torch.long)
-    old = torch.zeros((B, L), dtype=torch.float32)
-    forced = torch.zeros((B, L), dtype=torch.float32)
-    for b, s in enumerate(samples):
-        P, R = len(s.prompt_ids), len(s.response_ids)
-        ids[b, : P + R] = torch.tensor(s.prompt_ids + s.response_ids, dtype=torch.long)
-        attn[b, : P + R] = 1
-        old[b, P : P + R] = torch.tensor(s.old_logprobs[:R] + [0.0] * (R - len(s.old_logprobs)), dtype=torch.float32)
-        fm = (s.forced_mask or [0] * R)[:R]
-        forced[b, P : P + len(fm)] = torch.tensor(fm, dtype=torch.float32)
-    P_t = torch.tensor([len(s.prompt_ids) for s in samples])
+def _collate(samples: list[TurnSample], pad_id: int, device: str, left: bool = True) -> dict[str, Any]:
+    """Left-padded ``prompt + response`` rows and their response window (:mod:`optim.window`).
+
+    The model reads the whole rows (``forward_ids``, ``attention_mask``, ``position_ids``,
+    ``[B, L]``) and gives logits for the last ``keep = max response length + 1`` columns
+    only; ``input_ids``, ``old_logprobs`` and ``mask`` are those ``[B, keep]`` columns, so
+    ``token_logprobs(_forward(...).logits, batch["input_ids"])`` lines up with them.
+    ``value_index``: the column of each row's last prompt token in ``[B, L]`` (PPO's critic).
+
+    ``left=False`` (a model whose forward takes no ``position_ids``): right-padded rows, no
+    ``position_ids``, and the window is the whole row.
+    """
+    rows = [list(s.prompt_ids) + list(s.response_ids) for s in samples]
+    if left:
+        ids, attn, pos = left_pad(rows, pad_id)
+    else:
+        ids, attn, _ = left_pad([r[::-1] for r in rows], pad_id)
+        ids, attn, pos = ids.flip(-1), attn.flip(-1), None
+    B, L = ids.shape
+    K = min(max(len(s.response_ids) for s in samples) + 1, L) if left else L
+    ends = torch.tensor([len(r) for r in rows]) - (L - K) if not left else torch.full((B,), K)
+    old = torch.zeros((B, K), dtype=torch.float32)
+    forced = torch.zeros((B, K), dtype=torch.float32)
     R_t = torch.tensor([len(s.response_ids) for s in samples])
-    mask = response_mask(P_t, R_t, L, forced)
+    start = ends - R_t  # first response column of each row, in the window
+    for b, s in enumerate(samples):
+        R, p0 = len(s.response_ids), int(start[b])
+        if R:
+            old[b, p0: p0 + R] = torch.tensor(s.old_logprobs[:R] + [0.0] * (R - len(s.old_logprobs)),
+                                              dtype=torch.float32)
+            fm = (s.forced_mask or [0] * R)[:R]
+            forced[b, p0: p0 + len(fm)] = torch.tensor(fm, dtype=torch.float32)
+    mask = response_mask(start, R_t, K, forced)
     return {
-        "input_ids": ids.to(device),
+        "forward_ids": ids.to(device),
         "attention_mask": attn.to(device),
+        "position_ids": None if pos is None else pos.to(device),
+        "keep": K,
+        "input_ids": ids[:, L - K:].to(device),
         "old_logprobs": old.to(device),
         "mask": mask.to(device),
-        "prompt_lengths": P_t.to(device),
+        "value_index": ((L - K) + start - 1).clamp(min=0).to(device),
         "advantages": torch.tensor([s.advantage for s in samples], dtype=torch.float32, device=device),
         "returns": torch.tensor([s.ret for s in samples], dtype=torch.float32, device=device),
         "old_values": torch.tensor([s.old_value for s in samples], dtype=torch.float32, device=device),
     }
 
 
-def _forward(model: nn.Module, batch: dict[str, torch.Tensor], hidden: bool, autocast: bool):
+def _forward(model: nn.Module, batch: dict[str, Any], hidden: bool, autocast: bool):
+    """The model on ``batch``'s rows: logits of the ``keep`` window (hidden states of every position)."""
     ctx = torch.autocast("cuda", dtype=torch.bfloat16) if autocast else _nullctx()
     with ctx:
-        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], output_hidden_states=hidden)
+        out = window_forward(model, batch["forward_ids"], batch["attention_mask"], batch["position_ids"],
+                             batch["keep"], hidden)
     return out
 
 
@@ -283,6 +303,8 @@ class Trainer:
             cfg.model, device=cfg.device, seed=cfg.seed, lora_rank=cfg.lora_rank, lora_alpha=cfg.lora_alpha
         )
         self.model = self.pm.model
+        # Left-padded rows with response-only logits (optim.window) when the model takes position_ids.
+        self.left_pad = takes_position_ids(self.model)
         self.autocast = cfg.device.startswith("cuda") and cfg.resolved_dtype() == "bfloat16"
         self.value_head: nn.Linear | None = None
         if cfg.algo == "ppo":
@@ -358,10 +380,10 @@ class Trainer:
         for k in range(0, len(flat), mb):
             chunk = flat[k : k + mb]
             samples = [TurnSample(p, [], [], [], 0.0) for _, _, p in chunk]
-            batch = _collate(samples, self.pm.pad_id, self.cfg.device)
+            batch = _collate(samples, self.pm.pad_id, self.cfg.device, self.left_pad)
             o = _forward(self.model, batch, True, self.autocast)
             h = o.hidden_states[-1].float()
-            last = h[torch.arange(len(chunk), device=h.device), batch["prompt_lengths"] - 1]
+            last = h[torch.arange(len(chunk), device=h.device), batch["value_index"]]
             v = self.value_head(last).squeeze(-1)
             for (i, j, _), x in zip(chunk, v.tolist()):
                 out[i][j] = x
@@ -398,7 +420,7 @@ class Trainer:
                 for c_i, chunk in enumerate(chunks):
                     pad = chunk is None
                     chunk = chunk or [self.dist.pad_sample(self.pm.pad_id)]
-                    batch = _collate(chunk, self.pm.pad_id, cfg.device)
+                    batch = _collate(chunk, self.pm.pad_id, cfg.device, self.left_pad)
                     mask = batch["mask"]
                     w = 0.0 if pad else float(mask.sum()) / n_tok
                     self.dist.set_grad_sync((self.train_model, self.train_value_head), c_i == len(chunks) - 1)
@@ -425,7 +447,7 @@ class Trainer:
                     vl = torch.zeros((), device=logits.device)
                     if self.value_head is not None:
                         h = out.hidden_states[-1].float()
-                        last = h[torch.arange(len(chunk), device=h.device), batch["prompt_lengths"] - 1]
+                        last = h[torch.arange(len(chunk), device=h.device), batch["value_index"]]
                         v = self.train_value_head(last).squeeze(-1)
                         vl = value_loss(v, batch["old_values"], batch["returns"], cfg.clip_eps)
                         loss = loss + cfg.vf_coef * vl * (len(chunk) / mbp.global_size) / max(w, 1e-8)

@@ -123,7 +123,7 @@ def test_an_update_moves_logprobs_along_the_advantage(tmp_path, algo):
     assert len({s.advantage > 0 for s in samples}) == 2, "the rollout needs both signs"
 
     def mean_logprob():
-        b = _collate(samples, pm.pad_id, "cpu")
+        b = _collate(samples, pm.pad_id, "cpu", tr.left_pad)
         with torch.no_grad():
             lp = token_logprobs(_forward(pm.model, b, False, tr.autocast).logits, b["input_ids"])
         return (lp * b["mask"]).sum(1) / b["mask"].sum(1)
