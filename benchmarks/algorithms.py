@@ -2,7 +2,14 @@
 
 Every algorithm trains the demo model (``optim.demo``) from the same SFT warm start for the
 same number of steps with the same task seeds; only the estimator (and, for T2PO, TTI + TDS
-in the rollout and the format penalty) differs. Figures per algorithm, mean over seeds:
+in the rollout, released rules) differs.
+
+``--settings presets`` (default): the released ALFWorld preset of each algorithm
+(``optim.config.preset(algo, env="alfworld")``, see docs/presets.md) with only the demo's
+model-scale overrides (4 tasks x group 8, 32 new tokens, lr 3e-4, ...); our two additions
+(``negative_advantage_scale``, ``clip_invalid_advantages``) are off, as in the presets.
+``--settings demo``: exactly the main job's training config (``optim.demo.demo_train_config``),
+additions on. Figures per algorithm, mean over seeds:
 final eval success and action validity (sampled with a fixed seed, fixed ``valid_seen``
 games), turns per episode and response
 tokens per turn (training rollouts, last 3 steps), max grad norm, wall time.
@@ -10,6 +17,7 @@ tokens per turn (training rollouts, last 3 steps), max grad norm, wall time.
     python benchmarks/algorithms.py            # 3 seeds, 6 steps each
     python benchmarks/algorithms.py --quick    # 1 seed, 2 steps (a smoke run)
     python benchmarks/algorithms.py --quick --seeds 3   # 3 seeds, 2 steps
+    python benchmarks/algorithms.py --settings demo     # the main job's settings (our additions on)
 
 Prints a table, writes ``<out>/algorithms.png`` (training success curves), and ends with
 one JSON line.
@@ -41,7 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--eval-episodes", type=int, default=140, help="valid_seen games 0..N-1, each once (140: all)")
     ap.add_argument("--algos", default=",".join(ALGOS))
-    ap.add_argument("--out", default="runs/bench_algorithms")
+    ap.add_argument("--settings", choices=("presets", "demo"), default="presets",
+                    help="presets: released presets + model-scale overrides, our additions off; "
+                         "demo: the main job's config, additions on (default: presets)")
+    ap.add_argument("--out", default=None, help="default runs/bench_algorithms (presets) or "
+                                                 "runs/bench_algorithms_demo (demo); the warm start is shared")
     args = ap.parse_args(argv)
     if args.quick:
         args.steps, args.eval_episodes = 2, 8
@@ -50,9 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.seeds < 1:
         raise SystemExit("--seeds must be >= 1")
     algos = [a for a in args.algos.split(",") if a]
-    out = Path(args.out)
+    out = Path(args.out or ("runs/bench_algorithms" if args.settings == "presets" else "runs/bench_algorithms_demo"))
     plan = DemoPlan()
-    ws = warm_start(out / "warmstart", plan, seed=0)
+    # One warm start for both settings (it depends only on the plan and seed, and is cached).
+    ws = warm_start(Path("runs/bench_algorithms/warmstart") if args.out is None else out / "warmstart", plan, seed=0)
+    additions = {} if args.settings == "demo" else {"negative_advantage_scale": 1.0, "clip_invalid_advantages": False}
     ek = plan.model.env_kwargs
 
     def run_eval(pm, max_new_tokens: int) -> dict[str, float]:
@@ -70,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         for algo in algos:
             run_dir = out / f"{algo}_s{seed}"
             cfg = demo_train_config(algo, str(ws), str(run_dir), seed, steps=args.steps, checkpoint_every=0,
-                                    tensorboard=False)
+                                    tensorboard=False, **additions)
             if run_dir.exists():
                 import shutil
 
@@ -89,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
                 "turns": float(np.mean([h["charts/turns"] for h in last])),
                 "tokens_per_turn": float(np.mean([h["charts/response_tokens"] for h in last])),
                 "max_grad_norm": float(np.nanmax([h["losses/grad_norm"] for h in hist])),
+                "tti_fire_rate": float(np.mean([h.get("hesitation/tti_fire_rate", 0.0) for h in hist])),
+                "tds_resample_rate": float(np.mean([h.get("hesitation/tds_resample_rate", 0.0) for h in hist])),
                 "wall_s": wall,
             }.items():
                 r.setdefault(k, []).append(v)
@@ -96,8 +112,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[{algo} seed {seed}] eval success {ev['eval/success']:.3f}, {wall:.0f} s", flush=True)
     plot_curves(curves, out / "algorithms.png", keys=("charts/success", "charts/turns", "charts/response_tokens",
                                                         "losses/grad_norm", "hesitation/tti_fire_rate"))
-    cols = ["success", "action_valid", "train_success_last3", "turns", "tokens_per_turn", "max_grad_norm", "wall_s"]
-    print(f"\nALFWorld demo, {args.seeds} seed(s) x {args.steps} steps, eval {args.eval_episodes} valid_seen games (mean +- std)")
+    cols = ["success", "action_valid", "train_success_last3", "turns", "tokens_per_turn", "max_grad_norm",
+            "tti_fire_rate", "tds_resample_rate", "wall_s"]
+    print(f"\nALFWorld demo ({args.settings} settings), {args.seeds} seed(s) x {args.steps} steps, "
+          f"eval {args.eval_episodes} valid_seen games (mean +- std)")
     print(f"warm start: eval success {ev0['eval/success']:.3f}, action valid {ev0['eval/action_valid']:.3f}")
     print(f"{'algo':6s} " + " ".join(f"{c:>20s}" for c in cols))
     summary = {}
@@ -112,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             cells.append(f"{m:12.3f} +- {s:5.3f}")
         print(f"{algo:6s} " + " ".join(f"{x:>20s}" for x in cells))
     print(f"curves: {out / 'algorithms.png'}")
-    print(json.dumps({"benchmark": "algorithms", "seeds": args.seeds, "steps": args.steps,
+    print(json.dumps({"benchmark": "algorithms", "settings": args.settings, "seeds": args.seeds, "steps": args.steps,
                       "eval_episodes": args.eval_episodes,
                       "warm_start": {"success": round(ev0["eval/success"], 4),
                                      "action_valid": round(ev0["eval/action_valid"], 4)},
