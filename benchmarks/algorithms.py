@@ -63,7 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("--seeds must be >= 1")
     algos = [a for a in args.algos.split(",") if a]
     out = Path(args.out or ("runs/bench_algorithms" if args.settings == "presets" else "runs/bench_algorithms_demo"))
-    plan = DemoPlan()
+    # Random SFT batches, as in the recorded tables (the main job groups them by length to fit
+    # its budget; this benchmark has no budget).
+    plan = DemoPlan(sft_group_by_length=False)
     # One warm start for both settings (it depends only on the plan and seed, and is cached).
     ws = warm_start(Path("runs/bench_algorithms/warmstart") if args.out is None else out / "warmstart", plan, seed=0)
     additions = {} if args.settings == "demo" else {"negative_advantage_scale": 1.0, "clip_invalid_advantages": False}

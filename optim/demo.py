@@ -343,12 +343,14 @@ class DemoPlan:
     job's warm start then takes 346 s instead of 167 s on 2 cores)."""
     sft_batch: int = 16
     sft_lr: float = 3e-3
-    sft_group_by_length: bool = False
-    """Length-grouped SFT batches (:func:`optim.sft.train_sft`): a step takes about 0.7 of the
-    time (``benchmarks/sft_speed.py``), but on 2026-12-01 the 3,000-step warm start built with
-    them won 0.314 of the 140 ``valid_seen`` games against 0.564 with random batches (final
-    batch loss 0.138 against 0.022): batches of similar prompts are similar states, and at 16
-    examples that made the clone worse. Off; kept for larger batches."""
+    sft_group_by_length: bool = True
+    """Length-grouped SFT batches (:func:`optim.sft.train_sft`). The released protocol's prompts
+    run from about 160 to 480 tokens and a random batch pads to its longest; grouped, a step
+    takes about 0.7 of the time (``benchmarks/sft_speed.py``), and on 2 cores the 15-minute
+    job fits 2,733 SFT steps instead of 1,689 (2026-12-01: warm start 0.457 against 0.021).
+    At 3,000 steps grouped and random batches gave 0.314 and 0.336 (random: 0.564 in an
+    earlier run that differed only in float rounding), so no quality cost could be told apart
+    from run-to-run spread. ``benchmarks/algorithms.py`` keeps random batches."""
     thought_templates: tuple[str, ...] | None = ("The next step is to {action}.",)
     """Thoughts of the SFT targets (``None``: :data:`optim.sft.THOUGHT_TEMPLATES`). One
     template makes the target a function of the action, which this small model fits best."""
