@@ -35,11 +35,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from optim.config import TrainConfig  # noqa: E402
 from optim.demo import DEMO_ENV, DemoPlan, demo_train_config, warm_start  # noqa: E402
 from optim.metrics import plot_curves, read_metrics  # noqa: E402
 from optim.trainer import Trainer, evaluate  # noqa: E402
 
 ALGOS = ("ppo", "grpo", "gigpo", "t2po")
+OUT = Path("runs/bench_algorithms")
+#: Our additions to the estimators (on in the main job's config, off in the presets).
+ADDITIONS = ("negative_advantage_scale", "clip_invalid_advantages")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,13 +66,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.seeds < 1:
         raise SystemExit("--seeds must be >= 1")
     algos = [a for a in args.algos.split(",") if a]
-    out = Path(args.out or ("runs/bench_algorithms" if args.settings == "presets" else "runs/bench_algorithms_demo"))
+    out = Path(args.out) if args.out else OUT if args.settings == "presets" else OUT.with_name(OUT.name + "_demo")
     # Random SFT batches, as in the recorded tables (the main job groups them by length to fit
     # its budget; this benchmark has no budget).
     plan = DemoPlan(sft_group_by_length=False)
     # One warm start for both settings (it depends only on the plan and seed, and is cached).
-    ws = warm_start(Path("runs/bench_algorithms/warmstart") if args.out is None else out / "warmstart", plan, seed=0)
-    additions = {} if args.settings == "demo" else {"negative_advantage_scale": 1.0, "clip_invalid_advantages": False}
+    ws = warm_start((OUT if args.out is None else out) / "warmstart", plan, seed=0)
+    off = TrainConfig()
+    additions = {} if args.settings == "demo" else {k: getattr(off, k) for k in ADDITIONS}
     ek = plan.model.env_kwargs
 
     def run_eval(pm, max_new_tokens: int) -> dict[str, float]:

@@ -4,8 +4,8 @@ The demo's warm start (:mod:`optim.demo`) clones the ALFWorld expert on the rele
 protocol's prompts, which run from about 160 to 480 tokens while a response is about 25.
 Three ways of running the same SFT step (AdamW on the response-token cross-entropy):
 
-- ``baseline``: right-padded rows, logits over every position (``optim.sft._full_logprobs``,
-  the code path of every release before this benchmark);
+- ``baseline``: right-padded rows, logits over every position (``optim.sft._response_logprobs``
+  with ``left=False``: the layout of every release before this benchmark);
 - ``response-only``: left-padded rows, logits only at the last ``max response + 1`` positions
   (``logits_to_keep``; the same loss and gradients, ``tests/optim/test_sft.py``);
 - ``grouped``: response-only, on batches from ``train_sft(group_by_length=True)``'s grouping
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import json
 import random
 import statistics
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from optim.demo import DEMO_ENV, DemoModelConfig, DemoPlan, SearchingExpert, build_demo_model
     from optim.loss import masked_mean
-    from optim.sft import _encode, _full_logprobs, _grouped_batches, _response_logprobs, collect_expert_examples
+    from optim.sft import _batch_order, _encode, _response_logprobs, collect_expert_examples
 
     torch.set_num_threads(args.threads)
     plan = DemoPlan()
@@ -69,22 +70,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(examples)} expert turns from {args.games} games; prompt + response {min(lengths)}-{max(lengths)} "
           f"tokens, mean {statistics.mean(lengths):.0f}", flush=True)
 
-    def random_batches(seed: int):
-        rng = random.Random(seed)
-        while True:
-            idx = list(range(len(examples)))
-            rng.shuffle(idx)
-            yield from (idx[i: i + args.batch] for i in range(0, len(idx) - args.batch + 1, args.batch))
-
-    def grouped_batches(seed: int):
-        rng = random.Random(seed)
-        while True:
-            yield from _grouped_batches(examples, args.batch, rng)
+    def batches(grouped: bool):
+        return _batch_order(len(examples), args.batch, random.Random(0), grouped, examples)
 
     configs = {
-        "baseline": (_full_logprobs, random_batches(0)),
-        "response-only": (_response_logprobs, random_batches(0)),
-        "grouped": (_response_logprobs, grouped_batches(0)),
+        "baseline": (functools.partial(_response_logprobs, left=False), batches(False)),
+        "response-only": (_response_logprobs, batches(False)),
+        "grouped": (_response_logprobs, batches(True)),
     }
     models = {name: copy.deepcopy(pm.model).train() for name in configs}
     opts = {name: torch.optim.AdamW(m.parameters(), lr=1e-3) for name, m in models.items()}

@@ -572,7 +572,8 @@ def _warm_start(out: Path, plan: DemoPlan, seed: int, log: Callable[[str], Any],
         f"{len(pm.tokenizer):,} tokens trained on the expert text) in {time.perf_counter() - t:.0f} s")
     budget = None if clock is None else max(clock.at(plan.warm_start_share) - time.perf_counter(), 0.0)
     m = train_sft(pm, examples, steps=plan.sft_steps, batch_size=plan.sft_batch, lr=plan.sft_lr, seed=seed,
-                  group_by_length=plan.sft_group_by_length, progress=True, time_budget_s=budget, progress_postfix=clock.postfix if clock else None)
+                  group_by_length=plan.sft_group_by_length, progress=True, time_budget_s=budget,
+                  progress_postfix=clock.postfix if clock else None)
     done = int(m["sft/steps"])
     why = "" if done >= plan.sft_steps else " (what fitted the warm start's share of the budget)"
     log(f"warm start: SFT {done:,} of {plan.sft_steps:,} steps{why}, {m['sft/s_per_step']:.2f} s/step, "

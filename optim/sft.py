@@ -17,7 +17,7 @@ import math
 import random
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import gymnasium as gym
 import torch
@@ -25,7 +25,7 @@ import torch
 from optim.loss import masked_mean, response_mask, token_logprobs
 from optim.models import PolicyModel
 from optim.rollout import Rollout
-from optim.window import left_pad, takes_position_ids, window_forward
+from optim.window import response_window, takes_position_ids, window_forward
 
 __all__ = ["SFTExample", "THOUGHT_TEMPLATES", "expert_response", "collect_expert_examples", "examples_from_wins", "train_sft"]
 
@@ -199,40 +199,44 @@ def _grouped_batches(examples: list[SFTExample], batch_size: int, rng: random.Ra
     return out
 
 
-def _response_logprobs(model: torch.nn.Module, batch: list[tuple[list[int], list[int]]], pad_id: int, device: str):
-    """Log-probs of the response tokens from logits at the response positions only (:mod:`optim.window`).
+def _batch_order(n: int, batch_size: int, rng: random.Random, group_by_length: bool = False,
+                 examples: list[SFTExample] | None = None) -> Iterator[list[int]]:
+    """Endless batches of example indices, as :func:`train_sft` draws them.
 
-    Returns ``(logp, mask, correct)``, each ``[B, K]`` with ``K = max response length + 1``:
-    the log-prob of each of the last ``K`` tokens of the left-padded rows (column 0: none),
-    1 where that token is a response token, and whether the greedy prediction was that token.
+    Random batches: shuffled passes over ``range(n)`` laid end to end (a batch may span two
+    passes). ``group_by_length``: :func:`_grouped_batches` of ``examples``, pass after pass.
     """
-    ids, attn, pos = left_pad([p + r for p, r in batch], pad_id)
-    K = min(max(len(r) for _, r in batch) + 1, ids.shape[1])
-    ids, attn, pos = ids.to(device), attn.to(device), pos.to(device)
-    logits = window_forward(model, ids, attn, pos, K).logits
-    target = ids[:, -K:]
+    if group_by_length:
+        while True:
+            yield from _grouped_batches(examples, batch_size, rng)
+    order: list[int] = []
+    while True:
+        if len(order) < batch_size:
+            more = list(range(n))
+            rng.shuffle(more)
+            order += more
+        idx, order = order[:batch_size], order[batch_size:]
+        yield idx
+
+
+def _response_logprobs(model: torch.nn.Module, batch: list[tuple[list[int], list[int]]], pad_id: int, device: str,
+                       left: bool = True):
+    """Log-probs of the response tokens, from logits at the response positions only (:mod:`optim.window`).
+
+    Returns ``(logp, mask, correct)``, each ``[B, K]`` over the last ``K`` columns of the rows
+    (``K = max response length + 1`` when left-padded; the whole row with ``left=False``, the
+    right-padded full-logits layout): the log-prob of each token (column 0: none), 1 where
+    that token is a response token, and whether the greedy prediction was that token.
+    """
+    w = response_window(batch, pad_id, left)
+    pos = None if w.position_ids is None else w.position_ids.to(device)
+    ids = w.input_ids.to(device)
+    logits = window_forward(model, ids, w.attention_mask.to(device), pos, w.keep).logits
+    target = ids[:, -w.keep:]
     logp = token_logprobs(logits, target)
-    r_len = torch.tensor([len(r) for _, r in batch], device=logp.device).unsqueeze(1)
-    mask = (torch.arange(K, device=logp.device).unsqueeze(0) >= (K - r_len)).float()
+    mask = response_mask(w.start, torch.tensor([len(r) for _, r in batch]), w.keep).to(logp.device)
     with torch.no_grad():
         correct = torch.nn.functional.pad(logits[:, :-1].argmax(-1), (1, 0)) == target
-    return logp, mask, correct
-
-
-def _full_logprobs(model: torch.nn.Module, batch: list[tuple[list[int], list[int]]], pad_id: int, device: str):
-    """:func:`_response_logprobs` from full right-padded logits (models without ``logits_to_keep``)."""
-    L = max(len(p) + len(r) for p, r in batch)
-    ids = torch.full((len(batch), L), pad_id, dtype=torch.long)
-    attn = torch.zeros((len(batch), L), dtype=torch.long)
-    for b, (p, r) in enumerate(batch):
-        ids[b, : len(p) + len(r)] = torch.tensor(p + r)
-        attn[b, : len(p) + len(r)] = 1
-    mask = response_mask(torch.tensor([len(p) for p, _ in batch]), torch.tensor([len(r) for _, r in batch]), L)
-    ids, attn, mask = ids.to(device), attn.to(device), mask.to(device)
-    logits = model(input_ids=ids, attention_mask=attn).logits
-    logp = token_logprobs(logits, ids)
-    with torch.no_grad():
-        correct = torch.nn.functional.pad(logits[:, :-1].argmax(-1), (1, 0)) == ids
     return logp, mask, correct
 
 
@@ -311,8 +315,7 @@ def train_sft(
         from optim.metrics import progress_bar
 
         bar = progress_bar(total=steps, desc="sft", unit="step")
-    order: list[int] = []
-    queue: list[list[int]] = []
+    batches = _batch_order(len(examples), batch_size, rng, group_by_length, examples)
     left = takes_position_ids(model)  # left-padded rows and response-only logits
     t_probe = t_start
     step = 0
@@ -331,25 +334,12 @@ def train_sft(
                     break
             if elapsed > time_budget_s:
                 break
-        if group_by_length:
-            if not queue:
-                queue = _grouped_batches(examples, batch_size, rng)
-            idx = queue.pop(0)
-        else:  # passes follow one another inside a batch (as before group_by_length existed)
-            if len(order) < batch_size:
-                more = list(range(len(examples)))
-                rng.shuffle(more)
-                order += more
-            idx, order = order[:batch_size], order[batch_size:]
-        batch = draw(idx)
+        batch = draw(next(batches))
         if not batch:
             if len(encoded) == len(examples) and not any(r for _, r in encoded.values()):
                 raise ValueError("no SFT examples: every expert response encodes to no tokens")
             continue
-        if left:
-            logp, mask, pred_ok = _response_logprobs(model, batch, pm.pad_id, device)
-        else:  # the model's forward takes no position_ids
-            logp, mask, pred_ok = _full_logprobs(model, batch, pm.pad_id, device)
+        logp, mask, pred_ok = _response_logprobs(model, batch, pm.pad_id, device, left)
         loss = -masked_mean(logp, mask)
         opt.zero_grad(set_to_none=True)
         loss.backward()

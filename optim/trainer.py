@@ -46,7 +46,7 @@ from optim.checkpoint import (
 from optim.config import TrainConfig
 from optim.distributed import DistContext, NullLogger
 from optim.samples import TurnSample
-from optim.window import left_pad, takes_position_ids, window_forward
+from optim.window import response_window, takes_position_ids, window_forward
 from optim.loss import (
     clipped_policy_loss,
     entropy_from_logits,
@@ -223,36 +223,28 @@ def _collate(samples: list[TurnSample], pad_id: int, device: str, left: bool = T
     ``left=False`` (a model whose forward takes no ``position_ids``): right-padded rows, no
     ``position_ids``, and the window is the whole row.
     """
-    rows = [list(s.prompt_ids) + list(s.response_ids) for s in samples]
-    if left:
-        ids, attn, pos = left_pad(rows, pad_id)
-    else:
-        ids, attn, _ = left_pad([r[::-1] for r in rows], pad_id)
-        ids, attn, pos = ids.flip(-1), attn.flip(-1), None
-    B, L = ids.shape
-    K = min(max(len(s.response_ids) for s in samples) + 1, L) if left else L
-    ends = torch.tensor([len(r) for r in rows]) - (L - K) if not left else torch.full((B,), K)
+    w = response_window([(s.prompt_ids, s.response_ids) for s in samples], pad_id, left)
+    (B, L), K = w.input_ids.shape, w.keep
     old = torch.zeros((B, K), dtype=torch.float32)
     forced = torch.zeros((B, K), dtype=torch.float32)
     R_t = torch.tensor([len(s.response_ids) for s in samples])
-    start = ends - R_t  # first response column of each row, in the window
     for b, s in enumerate(samples):
-        R, p0 = len(s.response_ids), int(start[b])
+        R, p0 = len(s.response_ids), int(w.start[b])
         if R:
             old[b, p0: p0 + R] = torch.tensor(s.old_logprobs[:R] + [0.0] * (R - len(s.old_logprobs)),
                                               dtype=torch.float32)
             fm = (s.forced_mask or [0] * R)[:R]
             forced[b, p0: p0 + len(fm)] = torch.tensor(fm, dtype=torch.float32)
-    mask = response_mask(start, R_t, K, forced)
+    mask = response_mask(w.start, R_t, K, forced)
     return {
-        "forward_ids": ids.to(device),
-        "attention_mask": attn.to(device),
-        "position_ids": None if pos is None else pos.to(device),
+        "forward_ids": w.input_ids.to(device),
+        "attention_mask": w.attention_mask.to(device),
+        "position_ids": None if w.position_ids is None else w.position_ids.to(device),
         "keep": K,
-        "input_ids": ids[:, L - K:].to(device),
+        "input_ids": w.input_ids[:, L - K:].to(device),
         "old_logprobs": old.to(device),
         "mask": mask.to(device),
-        "value_index": ((L - K) + start - 1).clamp(min=0).to(device),
+        "value_index": ((L - K) + w.start - 1).clamp(min=0).to(device),
         "advantages": torch.tensor([s.advantage for s in samples], dtype=torch.float32, device=device),
         "returns": torch.tensor([s.ret for s in samples], dtype=torch.float32, device=device),
         "old_values": torch.tensor([s.old_value for s in samples], dtype=torch.float32, device=device),

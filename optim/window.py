@@ -13,13 +13,27 @@ gradients equal those of full right-padded logits (``tests/optim/test_sft.py``,
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
-__all__ = ["left_pad", "takes_position_ids", "window_forward"]
+__all__ = ["ResponseWindow", "left_pad", "response_window", "takes_position_ids", "window_forward"]
 
 _NO_KEEP = "_t2po_no_logits_to_keep"
+
+
+def _pad(rows: list[list[int]], pad_id: int, left: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    if not rows:
+        raise ValueError("padding needs at least one row")
+    L = max(max(len(r) for r in rows), 1)
+    ids = torch.full((len(rows), L), pad_id, dtype=torch.long)
+    attn = torch.zeros((len(rows), L), dtype=torch.long)
+    for b, r in enumerate(rows):
+        if r:
+            cols = slice(L - len(r), L) if left else slice(0, len(r))
+            ids[b, cols] = torch.tensor(r, dtype=torch.long)
+            attn[b, cols] = 1
+    return ids, attn
 
 
 def left_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -27,17 +41,40 @@ def left_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Te
 
     Position ids count from 0 at each row's first real token (padding gets 0).
     """
-    if not rows:
-        raise ValueError("left_pad needs at least one row")
-    L = max(max(len(r) for r in rows), 1)
-    ids = torch.full((len(rows), L), pad_id, dtype=torch.long)
-    attn = torch.zeros((len(rows), L), dtype=torch.long)
-    for b, r in enumerate(rows):
-        if r:
-            ids[b, L - len(r):] = torch.tensor(r, dtype=torch.long)
-            attn[b, L - len(r):] = 1
-    pos = (attn.cumsum(-1) - 1).clamp(min=0)
-    return ids, attn, pos
+    ids, attn = _pad(rows, pad_id, left=True)
+    return ids, attn, (attn.cumsum(-1) - 1).clamp(min=0)
+
+
+class ResponseWindow(NamedTuple):
+    """``prompt + response`` rows laid out for :func:`window_forward`.
+
+    ``input_ids``/``attention_mask`` ``[B, L]``; ``position_ids`` ``[B, L]`` (``None`` for
+    right-padded rows); ``keep``: how many last columns get logits; ``start`` ``[B]``: each
+    row's first response column within those ``keep`` columns.
+    """
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    position_ids: torch.Tensor | None
+    keep: int
+    start: torch.Tensor
+
+
+def response_window(pairs: list[tuple[list[int], list[int]]], pad_id: int, left: bool = True) -> ResponseWindow:
+    """Rows of ``(prompt_ids, response_ids)`` pairs and the columns that need logits.
+
+    ``left``: left-padded rows, every response ending at the last column, ``keep = max
+    response length + 1``. ``left=False`` (a model that takes no ``position_ids``, see
+    :func:`takes_position_ids`): right-padded rows, and the window is the whole row.
+    """
+    rows = [list(p) + list(r) for p, r in pairs]
+    r_len = torch.tensor([len(r) for _, r in pairs])
+    if left:
+        ids, attn, pos = left_pad(rows, pad_id)
+        keep = min(int(r_len.max()) + 1, ids.shape[1])
+        return ResponseWindow(ids, attn, pos, keep, keep - r_len)
+    ids, attn = _pad(rows, pad_id, left=False)
+    return ResponseWindow(ids, attn, None, ids.shape[1], torch.tensor([len(p) for p, _ in pairs]))
 
 
 def takes_position_ids(model: torch.nn.Module) -> bool:

@@ -62,6 +62,25 @@ def tiny_plain_tags():
     return build_tiny_model(seed=0, special_tags=False)
 
 
+#: ChatML whose generation prompt opens the thought, as R1-distill's and Qwen3-Thinking's do.
+THINK_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n<think>\n' }}{% endif %}"
+)
+
+
+@pytest.fixture(scope="session")
+def think_tok(tiny):
+    """The tiny model's tokenizer with :data:`THINK_TEMPLATE` (a template that opens ``<think>``)."""
+    import copy
+
+    t = copy.deepcopy(tiny[1])
+    t.chat_template = THINK_TEMPLATE
+    return t
+
+
 @pytest.fixture(scope="session")
 def tiny_path(tmp_path_factory, tiny):
     """The tiny model saved with ``save_pretrained`` (a model directory)."""

@@ -11,7 +11,12 @@ torch = pytest.importorskip("torch")
 
 from optim.loss import masked_mean  # noqa: E402
 from optim.models import HFPolicyModel  # noqa: E402
-from optim.sft import SFTExample, _full_logprobs, _grouped_batches, _response_logprobs, train_sft  # noqa: E402
+from optim.sft import SFTExample, _grouped_batches, _response_logprobs, train_sft  # noqa: E402
+
+
+def _full_logprobs(model, batch, pad_id, device):
+    """The right-padded, full-logits layout (models without position_ids)."""
+    return _response_logprobs(model, batch, pad_id, device, left=False)
 
 
 def _batch(seed: int, n: int = 5, vocab: int = 200):

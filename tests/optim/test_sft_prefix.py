@@ -7,7 +7,6 @@ an expert response ``<think>...</think><action>...</action>`` must be trained wi
 
 from __future__ import annotations
 
-import copy
 
 import pytest
 
@@ -17,12 +16,6 @@ from optim.config import TrainConfig  # noqa: E402
 from optim.models import HFPolicyModel  # noqa: E402
 from optim.sft import SFTExample, _encode, strip_response_prefix  # noqa: E402
 
-THINK_TEMPLATE = (
-    "{% for message in messages %}"
-    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n<think>\n' }}{% endif %}"
-)
 EXPERT = "<think>the key is on the sofa</think><action>go to sofa 1</action>"
 
 
@@ -39,10 +32,8 @@ def test_strip_response_prefix_cases():
         strip_response_prefix(EXPERT, "<think>\n\n</think>\n\n")
 
 
-def test_sft_encoding_has_one_think_tag_with_an_opening_template(tiny):
-    model, tok = tiny
-    tok = copy.deepcopy(tok)
-    tok.chat_template = THINK_TEMPLATE
+def test_sft_encoding_has_one_think_tag_with_an_opening_template(tiny, think_tok):
+    model, tok = tiny[0], think_tok
     pm = HFPolicyModel(model, tok)
     pm.set_policy_kwargs(chat_template=True)
     prompt_ids, response_ids = _encode(pm, SFTExample(prompt="You are in a room.", response=EXPERT))
@@ -58,10 +49,8 @@ def test_sft_encoding_has_one_think_tag_with_an_opening_template(tiny):
     assert think not in p2 and r2[0] == think
 
 
-def test_policy_kwargs_reach_every_policy_of_the_model(tiny):
-    model, tok = tiny
-    tok = copy.deepcopy(tok)
-    tok.chat_template = THINK_TEMPLATE
+def test_policy_kwargs_reach_every_policy_of_the_model(tiny, think_tok):
+    model, tok = tiny[0], think_tok
     pm = HFPolicyModel(model, tok)
     pm.set_policy_kwargs(chat_template=True, system_prompt="Be brief.")
     policy = pm.make_policy()

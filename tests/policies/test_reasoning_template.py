@@ -26,14 +26,6 @@ from t2po_gym.policies.hf import HFPolicy  # noqa: E402
 from t2po_gym.text_env import ResponseSpec  # noqa: E402
 from t2po_gym.wrappers.tti import ThinkingIntervention  # noqa: E402
 
-#: ChatML whose generation prompt opens the thought, as R1-distill's and Qwen3-Thinking's do.
-THINK_TEMPLATE = (
-    "{% for message in messages %}"
-    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n<think>\n' }}{% endif %}"
-)
-
 #: Qwen3's switch, reduced to its generation prompt: thinking off renders an empty, closed thought.
 QWEN3_LIKE_TEMPLATE = (
     "{% for message in messages %}"
@@ -43,14 +35,6 @@ QWEN3_LIKE_TEMPLATE = (
     "{% if enable_thinking is defined and enable_thinking is false %}{{ '<think>\n\n</think>\n\n' }}{% endif %}"
     "{% endif %}"
 )
-
-
-@pytest.fixture(scope="module")
-def think_tok(tiny):
-    _, tok = tiny
-    t = copy.deepcopy(tok)
-    t.chat_template = THINK_TEMPLATE
-    return t
 
 
 class ProtocolLM:

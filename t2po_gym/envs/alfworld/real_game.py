@@ -416,7 +416,8 @@ def build_spec(
         if len(otype[o]) != 1:
             raise UnsupportedGameError(f"{what}: object {o!r} needs exactly one objectType (got {len(otype[o])})")
         objs.append(
-            ObjSpec(id=o, name=names[o], otype=otype[o][0], **{attr: o in props[p] for p, attr in OBJECT_PROPERTY_PREDICATES.items()})
+            ObjSpec(id=o, name=names[o], otype=otype[o][0],
+                    **{attr: o in props[p] for p, attr in OBJECT_PROPERTY_PREDICATES.items()})
         )
 
     def idx(table: dict, x: str, kind: str) -> int:
