@@ -261,10 +261,12 @@ def train_sft(
 
     The learning rate warms up over 10 steps, then follows a cosine to 0 at the last step.
 
-    Each pass over the examples is shuffled; with ``group_by_length`` (the ``group_by_length``
-    of Hugging Face's ``TrainingArguments``) every run of 50 batches is sorted by text length
-    before it is cut into batches, whose order is then shuffled, so a batch pads to about its
-    own length instead of the longest of a random draw. On the demo's ALFWorld prompts (156 to
+    Each pass over the examples is shuffled; with ``group_by_length`` every run of 50 batches
+    is sorted by text length before it is cut into batches, so a batch pads to about its own
+    length instead of the longest of a random draw. This follows Hugging Face's
+    ``group_by_length`` (``transformers/trainer_pt_utils.py``, ``get_length_grouped_indices``:
+    mega-batches of 50 batches, sorted by length), except that the batches of a mega-batch are
+    then shuffled instead of kept in length order with the longest first. On the demo's ALFWorld prompts (156 to
     481 tokens) that halves the time of a step (``benchmarks/sft_speed.py``); the batches differ,
     so the trained model does too. Off by default: the batches then match earlier releases.
 
